@@ -1,0 +1,35 @@
+"""Shared pytest fixtures.
+
+The tests never touch the network. Real data comes from the offline mirror folder
+named by ``LLMSCRATCH_DATA_MIRROR`` (CI points it at ``../shared/data``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _mirror_dir() -> Path:
+    env = os.environ.get("LLMSCRATCH_DATA_MIRROR")
+    return Path(env) if env else REPO_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def mirror_dir() -> Path:
+    """The offline data mirror (a folder holding every file the book downloads)."""
+    path = _mirror_dir()
+    if not path.is_dir():
+        pytest.fail(f"data mirror {path} not found; set LLMSCRATCH_DATA_MIRROR")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own empty download cache and reads data from the mirror."""
+    monkeypatch.setenv("LLMSCRATCH_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.setenv("LLMSCRATCH_DATA_MIRROR", str(_mirror_dir()))
