@@ -187,6 +187,13 @@ class TrainResult:
     train_seconds: float = 0.0
     tokens_per_second: float = 0.0
 
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainResult":
+        return cls(**d)
+
 
 def train(model: torch.nn.Module, train_set, val_set, config: TrainConfig, *, progress: bool | None = None) -> TrainResult:
     """Minimise the model's cross-entropy on ``train_set`` with AdamW.

@@ -1,0 +1,198 @@
+"""Scaled dot-product attention and causal multi-head self-attention.
+
+Taught in chapter 4 (self-attention and the GPT transformer). The math is written out
+by hand first, as two pure functions (`causal_mask`, `scaled_dot_product_attention`);
+the module `CausalSelfAttention` then wraps them with the learned projections of a
+GPT block. A flag switches the module to PyTorch's fused kernel
+(`torch.nn.functional.scaled_dot_product_attention`) so the book can compare speed;
+the tests check that both paths give the same numbers.
+
+Notation used for tensor shapes:
+    B   batch size
+    T   sequence length (Tq queries, Tk keys/values when they differ)
+    C   embedding width, ``n_embd``
+    nh  number of heads, ``n_head``
+    hs  head size, ``C // nh``
+
+Sources: Vaswani et al. 2017, "Attention Is All You Need", eq. 1 (scaled dot-product
+attention) and section 3.2.2 (multi-head attention); Radford et al. 2019, "Language
+Models are Unsupervised Multitask Learners" (GPT-2: the fused ``c_attn`` / ``c_proj``
+layout and names used here).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def causal_mask(T: int, *, device: torch.device | str | None = None) -> Tensor:
+    """The ``(T, T)`` boolean causal mask: ``mask[i, j]`` is True when query i may attend to key j.
+
+    Position i sees positions ``0..i`` (itself and the past), never the future.
+    Same convention as ``torch.nn.functional.scaled_dot_product_attention``
+    (True = may attend); note that ``torch.nn.MultiheadAttention`` uses the opposite one.
+
+    Example: ``causal_mask(3)`` is
+    ``[[True, False, False], [True, True, False], [True, True, True]]``.
+
+    Raises:
+        ValueError: if ``T`` is not a positive integer.
+    """
+    if isinstance(T, bool) or not isinstance(T, int) or T < 1:
+        raise ValueError(f"T must be a positive integer, got {T!r}")
+    return torch.ones(T, T, dtype=torch.bool, device=device).tril()
+
+
+def scaled_dot_product_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    *,
+    mask: Tensor | None = None,
+    causal: bool = False,
+    dropout_p: float = 0.0,
+    training: bool = False,
+    generator: torch.Generator | None = None,
+    return_weights: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V, written out by hand.
+
+    Vaswani et al. 2017, eq. 1. Steps: scores, mask, softmax over the keys,
+    dropout on the weights, weighted sum of the values.
+
+    Args:
+        q: queries ``(B, nh, Tq, hs)``. Any leading dimensions work, e.g. ``(Tq, hs)``.
+        k: keys ``(B, nh, Tk, hs)``.
+        v: values ``(B, nh, Tk, hv)``.
+        mask: optional, broadcastable to ``(B, nh, Tq, Tk)``. Boolean: True = may attend
+            (False positions get score -inf before the softmax), as in torch's SDPA.
+            Floating point: added to the scores (an additive bias such as ALiBi,
+            with -inf for forbidden positions).
+        causal: also apply `causal_mask` (requires ``Tq == Tk``). Combines with ``mask``.
+        dropout_p: probability of zeroing an attention weight, in ``[0, 1)``; the kept
+            weights are scaled by ``1 / (1 - dropout_p)``. Only used when ``training``.
+        training: apply dropout (pass ``module.training``).
+        generator: random generator for the dropout mask (reproducible dropout).
+        return_weights: also return the attention weights.
+
+    Returns:
+        ``out`` of shape ``(B, nh, Tq, hv)``, or ``(out, weights)`` when
+        ``return_weights``; ``weights`` is ``(B, nh, Tq, Tk)``, the softmax probabilities
+        *before* dropout (each row sums to 1), ready to draw as a heatmap.
+        A query whose keys are all masked gets NaN (0/0), as the formula says.
+
+    Raises:
+        ValueError: mismatched shapes, ``causal`` with ``Tq != Tk``, ``dropout_p`` out of range.
+        TypeError: ``mask`` neither boolean nor floating point.
+    """
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"q and k need the same head size, got {q.shape[-1]} and {k.shape[-1]}")
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"k and v need the same length Tk, got {k.shape[-2]} and {v.shape[-2]}")
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
+
+    d_k = q.shape[-1]
+    scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)  # (B, nh, Tq, hs) x (B, nh, hs, Tk) -> (B, nh, Tq, Tk)
+
+    if mask is not None:
+        if mask.dtype == torch.bool:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        elif mask.is_floating_point():
+            scores = scores + mask
+        else:
+            raise TypeError(f"mask must be boolean or floating point, got dtype {mask.dtype}")
+    if causal:
+        Tq, Tk = scores.shape[-2], scores.shape[-1]
+        if Tq != Tk:
+            raise ValueError(f"causal=True needs Tq == Tk, got Tq={Tq}, Tk={Tk}; pass an explicit mask")
+        scores = scores.masked_fill(~causal_mask(Tq, device=scores.device), float("-inf"))
+
+    weights = torch.softmax(scores, dim=-1)  # (B, nh, Tq, Tk), each row sums to 1
+
+    dropped = weights
+    if training and dropout_p > 0.0:
+        keep = torch.rand(weights.shape, generator=generator, device=weights.device) >= dropout_p
+        dropped = weights * keep / (1.0 - dropout_p)
+
+    out = dropped @ v  # (B, nh, Tq, Tk) x (B, nh, Tk, hv) -> (B, nh, Tq, hv)
+    return (out, weights) if return_weights else out
+
+
+class CausalSelfAttention(nn.Module):
+    """Causal multi-head self-attention, as in a GPT-2 block.
+
+    Vaswani et al. 2017, section 3.2.2: project the input to queries, keys and values,
+    split them into ``n_head`` heads of size ``hs = n_embd // n_head``, attend in every
+    head in parallel, concatenate the heads and project back. As in GPT-2 (Radford et al.
+    2019) the three input projections are one fused ``Linear`` named ``c_attn`` whose
+    output is ``[q | k | v]``, and the output projection is ``c_proj``; the weight layout
+    matches ``torch.nn.MultiheadAttention`` (``in_proj_weight``, ``out_proj``).
+
+    Args:
+        n_embd: embedding width C.
+        n_head: number of heads; must divide ``n_embd``.
+        dropout: dropout probability on the attention weights and on the output.
+        bias: whether ``c_attn`` and ``c_proj`` have biases.
+        use_fused: compute attention with ``torch.nn.functional.scaled_dot_product_attention``
+            instead of the from-scratch function (same result, faster).
+
+    Raises:
+        ValueError: if ``n_embd`` is not divisible by ``n_head`` or an argument is out of range.
+    """
+
+    def __init__(
+        self, n_embd: int, n_head: int, *, dropout: float = 0.0, bias: bool = True, use_fused: bool = False
+    ) -> None:
+        super().__init__()
+        if n_embd < 1 or n_head < 1:
+            raise ValueError(f"n_embd and n_head must be positive, got n_embd={n_embd}, n_head={n_head}")
+        if n_embd % n_head != 0:
+            raise ValueError(f"n_embd={n_embd} must be divisible by n_head={n_head}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.n_embd = n_embd
+        self.n_head = n_head
+        self.dropout = dropout
+        self.use_fused = use_fused
+        self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=bias)  # q, k, v for all heads at once
+        self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)  # output projection
+        self.resid_dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, return_weights: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        """Attend over the sequence ``x`` of shape ``(B, T, C)``; returns ``y`` of shape ``(B, T, C)``.
+
+        With ``return_weights=True`` returns ``(y, weights)``, ``weights`` of shape
+        ``(B, nh, T, T)``: the attention probabilities of every head (before dropout).
+        Weights always come from the from-scratch path, since the fused kernel does not
+        return them.
+
+        Raises:
+            ValueError: if ``x`` is not 3-D with last dimension ``n_embd``.
+        """
+        if x.dim() != 3 or x.shape[-1] != self.n_embd:
+            raise ValueError(f"x must have shape (B, T, {self.n_embd}), got {tuple(x.shape)}")
+        B, T, C = x.shape
+        nh, hs = self.n_head, C // self.n_head
+
+        q, k, v = self.c_attn(x).split(C, dim=2)  # 3 x (B, T, C)
+        q = q.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+        v = v.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+
+        dropout_p = self.dropout if self.training else 0.0
+        weights = None
+        if self.use_fused and not return_weights:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)  # (B, nh, T, hs)
+        else:
+            y, weights = scaled_dot_product_attention(
+                q, k, v, causal=True, dropout_p=dropout_p, training=self.training, return_weights=True
+            )  # (B, nh, T, hs), (B, nh, T, T)
+
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, nh, hs) -> (B, T, C): heads side by side
+        y = self.resid_dropout(self.c_proj(y))  # (B, T, C)
+        return (y, weights) if return_weights else y

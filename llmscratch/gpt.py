@@ -1,0 +1,379 @@
+"""A GPT-2 style decoder-only transformer.
+
+Taught in chapter 4 (self-attention and the GPT transformer). Read leaf to root, like
+nanoGPT: `GPTConfig` -> `MLP` -> `Block` (attention from `llmscratch.attention`) -> `GPT`,
+then the helper `param_groups` for the optimiser. Parameter names follow the GPT-2
+checkpoint (``transformer.wte``, ``transformer.h.0.attn.c_attn``, ``ln_f``, ``lm_head``), so
+the published weights map key for key (the checkpoint stores Conv1D weights transposed).
+
+Like every language model in the book, `GPT.forward(idx, targets=None)` returns
+``(logits, loss)``, so it shares the training loop, the sampler and the evaluation.
+
+Notation used for tensor shapes: B batch, T sequence length (<= block_size),
+C = n_embd, nh = n_head, V = vocab_size.
+
+Sources: Vaswani et al. 2017 (the transformer block, post-norm); Radford et al. 2019,
+"Language Models are Unsupervised Multitask Learners" (GPT-2: pre-norm, final LayerNorm,
+GELU, initialisation with residual projections scaled by 1/sqrt(2 * n_layer));
+Xiong et al. 2020, "On Layer Normalization in the Transformer Architecture" (pre-norm
+vs post-norm).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from llmscratch.attention import CausalSelfAttention
+from llmscratch.positional import sinusoidal_positions
+
+NORM_POSITIONS = ("pre", "post")
+POS_ENCODINGS = ("learned", "sinusoidal")
+
+
+@dataclass
+class GPTConfig:
+    """Hyper-parameters of a GPT. GPT-2 small (124M) is
+    ``GPTConfig(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768)``.
+
+    Attributes:
+        vocab_size: number of token ids V.
+        block_size: longest sequence (context length) the model accepts, in tokens.
+        n_layer: number of transformer blocks.
+        n_head: attention heads per block; must divide ``n_embd``.
+        n_embd: width C of the residual stream.
+        dropout: dropout probability in ``[0, 1)`` (embeddings, attention weights, residual branches).
+        bias: biases in the Linear layers and LayerNorms (GPT-2: True).
+        norm_position: ``"pre"`` (GPT-2) or ``"post"`` (the original transformer); see `Block`.
+        pos_encoding: ``"learned"`` (GPT-2, ``nn.Embedding``) or ``"sinusoidal"`` (fixed table).
+        use_fused_attention: use torch's fused attention kernel instead of the from-scratch one.
+        tie_weights: share one matrix between the token embedding ``wte`` and the output
+            layer ``lm_head`` (GPT-2: True; saves ``V * C`` parameters).
+
+    Raises:
+        ValueError: on a non-positive size, ``n_embd % n_head != 0``, dropout outside
+            ``[0, 1)`` or an unknown option string.
+        TypeError: on a field of the wrong type.
+    """
+
+    vocab_size: int
+    block_size: int
+    n_layer: int
+    n_head: int
+    n_embd: int
+    dropout: float = 0.0
+    bias: bool = True
+    norm_position: str = "pre"
+    pos_encoding: str = "learned"
+    use_fused_attention: bool = False
+    tie_weights: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+            if value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value}")
+        if self.n_embd % self.n_head != 0:
+            raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)):
+            raise TypeError(f"dropout must be a float, got {type(self.dropout).__name__}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        for name in ("bias", "use_fused_attention", "tie_weights"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        if self.norm_position not in NORM_POSITIONS:
+            raise ValueError(f"norm_position must be one of {NORM_POSITIONS}, got {self.norm_position!r}")
+        if self.pos_encoding not in POS_ENCODINGS:
+            raise ValueError(f"pos_encoding must be one of {POS_ENCODINGS}, got {self.pos_encoding!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict (JSON-ready)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GPTConfig:
+        """Inverse of `to_dict`. Raises ValueError naming any unknown key."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown GPTConfig keys {unknown}; known keys are {sorted(known)}")
+        return cls(**d)
+
+
+class MLP(nn.Module):
+    """The position-wise feed-forward network: Linear C -> 4C, GELU, Linear 4C -> C, dropout.
+
+    Vaswani et al. 2017, section 3.3 (with ReLU); GPT-2 uses GELU in its tanh
+    approximation, as here, so the published weights give the published outputs.
+    Input and output ``(B, T, C)``.
+    """
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.gelu = nn.GELU(approximate="tanh")
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.gelu(self.c_fc(x))  # (B, T, 4C)
+        return self.dropout(self.c_proj(x))  # (B, T, C)
+
+
+class Block(nn.Module):
+    """One transformer block: attention, then MLP, each with a residual connection.
+
+    Pre-norm (GPT-2, ``norm_position="pre"``): normalise the input of each branch and
+    leave the residual stream untouched::
+
+        x = x + attn(ln_1(x))
+        x = x + mlp(ln_2(x))
+
+    Post-norm (Vaswani et al. 2017, ``norm_position="post"``): normalise after adding::
+
+        x = ln_1(x + attn(x))
+        x = ln_2(x + mlp(x))
+
+    Xiong et al. 2020 show why pre-norm trains stably without a learning-rate warm-up:
+    its gradients at initialisation stay well-behaved with depth, post-norm's do not.
+    Input and output ``(B, T, C)``.
+    """
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.pre_norm = config.norm_position == "pre"
+        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.attn = CausalSelfAttention(
+            config.n_embd,
+            config.n_head,
+            dropout=config.dropout,
+            bias=config.bias,
+            use_fused=config.use_fused_attention,
+        )
+        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(self, x: Tensor, return_weights: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        """``x`` ``(B, T, C)`` -> ``(B, T, C)``; with ``return_weights`` also the
+        attention weights ``(B, nh, T, T)``."""
+        out = self.attn(self.ln_1(x) if self.pre_norm else x, return_weights=return_weights)
+        a, weights = out if return_weights else (out, None)  # a: (B, T, C)
+        if self.pre_norm:
+            x = x + a
+            x = x + self.mlp(self.ln_2(x))
+        else:
+            x = self.ln_1(x + a)
+            x = self.ln_2(x + self.mlp(x))
+        return (x, weights) if return_weights else x
+
+
+class GPT(nn.Module):
+    """A GPT-2 style language model (Radford et al. 2019).
+
+    token ids ``(B, T)`` -> token embeddings ``wte`` + position embeddings -> dropout ->
+    ``n_layer`` blocks ``h`` -> final LayerNorm ``ln_f`` -> ``lm_head`` -> logits ``(B, T, V)``.
+
+    * Positions: ``pos_encoding="learned"`` uses ``wpe = nn.Embedding(block_size, C)``;
+      ``"sinusoidal"`` adds the fixed table of `sinusoidal_positions`, kept as a
+      non-persistent buffer ``pos_table`` (not a parameter, not in the state dict).
+    * ``ln_f``: GPT-2 adds a final LayerNorm because with pre-norm the residual stream
+      itself is never normalised. A post-norm block already ends in a LayerNorm, so for
+      ``norm_position="post"`` ``ln_f`` is ``nn.Identity()`` (no parameters).
+    * Weight tying (``tie_weights=True``, as GPT-2): ``lm_head.weight`` *is* ``wte.weight``;
+      the same ``(V, C)`` matrix maps ids to vectors and vectors to logits, and is
+      counted once.
+    * Initialisation as GPT-2: weights normal(0, 0.02), biases 0, LayerNorm 1 and 0, and
+      the projections that write into the residual stream (``c_proj``) normal with std
+      ``0.02 / sqrt(2 * n_layer)`` so the stream's variance does not grow with depth.
+      The caller seeds with ``torch.manual_seed`` for a reproducible init.
+    """
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.config = config
+        layers: dict[str, nn.Module] = dict(wte=nn.Embedding(config.vocab_size, config.n_embd))
+        if config.pos_encoding == "learned":
+            layers["wpe"] = nn.Embedding(config.block_size, config.n_embd)
+        else:
+            table = sinusoidal_positions(config.block_size, config.n_embd)  # (block_size, C)
+            self.register_buffer("pos_table", table, persistent=False)
+        layers["drop"] = nn.Dropout(config.dropout)
+        layers["h"] = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        layers["ln_f"] = nn.LayerNorm(config.n_embd, bias=config.bias) if config.norm_position == "pre" else nn.Identity()
+        self.transformer = nn.ModuleDict(layers)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        if config.tie_weights:
+            self.transformer.wte.weight = self.lm_head.weight
+
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    # -- forward -------------------------------------------------------------------
+
+    def _embed(self, idx: Tensor) -> Tensor:
+        """Check ``idx`` ``(B, T)`` and return token + position embeddings ``(B, T, C)``."""
+        if not isinstance(idx, Tensor):
+            raise TypeError(f"idx must be a torch.Tensor of token ids, got {type(idx).__name__}")
+        if idx.dtype not in (torch.int64, torch.int32):
+            raise TypeError(f"idx must hold integer token ids (int64), got dtype {idx.dtype}")
+        if idx.dim() != 2:
+            raise ValueError(f"idx must have shape (B, T), got {tuple(idx.shape)}")
+        T = idx.shape[1]
+        if T > self.config.block_size:
+            raise ValueError(f"sequence length T={T} exceeds block_size={self.config.block_size}")
+        if idx.numel() and (idx.min() < 0 or idx.max() >= self.config.vocab_size):
+            raise ValueError(f"token ids must be in [0, {self.config.vocab_size}), got min {idx.min()}, max {idx.max()}")
+
+        tok = self.transformer.wte(idx)  # (B, T, C)
+        if self.config.pos_encoding == "learned":
+            pos = self.transformer.wpe(torch.arange(T, device=idx.device))  # (T, C)
+        else:
+            pos = self.pos_table[:T]  # (T, C)
+        return self.transformer.drop(tok + pos)  # (B, T, C), positions broadcast over the batch
+
+    def forward(self, idx: Tensor, targets: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """Logits for the next token at every position, and the loss if targets are given.
+
+        Args:
+            idx: token ids ``(B, T)``, int64, ``T <= block_size``.
+            targets: optional next-token ids ``(B, T)``; entries equal to -100 are ignored
+                (the prompt positions in supervised fine-tuning).
+
+        Returns:
+            ``(logits, loss)``: logits ``(B, T, V)`` (unnormalised log-probabilities);
+            loss the mean cross-entropy in nats over the non-ignored positions (a 0-d
+            tensor; NaN if every target is ignored), or None without targets.
+
+        Raises:
+            TypeError: ``idx`` is not an integer tensor.
+            ValueError: ``idx`` is not 2-D, ``T > block_size``, a token id is out of
+                ``[0, vocab_size)``, or ``targets`` has another shape than ``idx``.
+        """
+        x = self._embed(idx)  # (B, T, C)
+        for block in self.transformer.h:
+            x = block(x)  # (B, T, C)
+        x = self.transformer.ln_f(x)  # (B, T, C)
+        logits = self.lm_head(x)  # (B, T, V)
+
+        loss = None
+        if targets is not None:
+            if targets.shape != idx.shape:
+                raise ValueError(f"targets must have the shape of idx {tuple(idx.shape)}, got {tuple(targets.shape)}")
+            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-100)
+        return logits, loss
+
+    def attention_maps(self, idx: Tensor) -> list[Tensor]:
+        """The attention weights of every layer, for heatmaps.
+
+        Returns a list of ``n_layer`` tensors of shape ``(B, nh, T, T)``; entry ``[b, h, i, j]``
+        is how much query i of head h attends to key j (each row sums to 1, zero for j > i).
+        Runs under the caller's grad mode; wrap in ``torch.no_grad()`` to inspect.
+        """
+        x = self._embed(idx)
+        maps = []
+        for block in self.transformer.h:
+            x, weights = block(x, return_weights=True)
+            maps.append(weights)
+        return maps
+
+    def residual_stream(self, idx: Tensor) -> list[Tensor]:
+        """The residual stream, for activation statistics.
+
+        Returns ``n_layer + 1`` tensors of shape ``(B, T, C)``: entry 0 is the input of the
+        first block (embeddings), entry l the output of block l (before ``ln_f``), so
+        ``lm_head(ln_f(stream[-1]))`` gives the logits.
+        """
+        x = self._embed(idx)
+        stream = [x]
+        for block in self.transformer.h:
+            x = block(x)
+            stream.append(x)
+        return stream
+
+    # -- parameter counts ----------------------------------------------------------
+
+    def num_parameters(self, exclude_embeddings: bool = False) -> int:
+        """Number of parameters (a tied matrix counted once).
+
+        With ``exclude_embeddings=True``, leaves out the token and position embedding
+        tables as Kaplan et al. 2020 do for scaling laws (with tied weights this also
+        leaves out ``lm_head``, which is the same matrix). GPT-2 small: 124,439,808 in
+        all, 85,056,000 without embeddings.
+        """
+        breakdown = self.parameter_breakdown()
+        total = sum(breakdown.values())
+        if exclude_embeddings:
+            total -= breakdown["token_embedding"] + breakdown["position_embedding"]
+        return total
+
+    def parameter_breakdown(self) -> dict[str, int]:
+        """Parameter count per part of the model, computed from its tensors.
+
+        Keys: ``token_embedding``, ``position_embedding`` (0 for sinusoidal), ``attention``,
+        ``mlp``, ``layernorm`` (all blocks plus ``ln_f``), ``lm_head`` (0 when tied to the
+        token embedding). The values add up to `num_parameters`.
+        """
+        parts = dict.fromkeys(
+            ("token_embedding", "position_embedding", "attention", "mlp", "layernorm", "lm_head"), 0
+        )
+        for name, p in self.named_parameters():  # yields a shared tensor once, under its first name
+            if name.startswith("transformer.wte."):
+                part = "token_embedding"
+            elif name.startswith("transformer.wpe."):
+                part = "position_embedding"
+            elif ".attn." in name:
+                part = "attention"
+            elif ".mlp." in name:
+                part = "mlp"
+            elif ".ln_" in name:
+                part = "layernorm"
+            elif name.startswith("lm_head."):
+                part = "lm_head"
+            else:  # pragma: no cover - a new kind of parameter must be given a part
+                raise RuntimeError(f"parameter {name} belongs to no part")
+            parts[part] += p.numel()
+        return parts
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Split the trainable parameters into two optimiser groups, as nanoGPT does.
+
+    Weight decay goes only on tensors with ``dim >= 2`` (weight matrices and embeddings);
+    biases and LayerNorm gains/shifts (``dim < 2``) get none. Each parameter appears
+    exactly once (a tied matrix too). Use as ``torch.optim.AdamW(param_groups(model, 0.1), lr=...)``.
+
+    Returns:
+        ``[{"params": [...], "weight_decay": weight_decay}, {"params": [...], "weight_decay": 0.0}]``.
+
+    Raises:
+        ValueError: if ``weight_decay`` is negative.
+    """
+    if weight_decay < 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    params = [p for p in model.parameters() if p.requires_grad]  # shared tensors appear once
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
