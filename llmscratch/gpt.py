@@ -185,6 +185,8 @@ class GPT(nn.Module):
     * Positions: ``pos_encoding="learned"`` uses ``wpe = nn.Embedding(block_size, C)``;
       ``"sinusoidal"`` adds the fixed table of `sinusoidal_positions`, kept as a
       non-persistent buffer ``pos_table`` (not a parameter, not in the state dict).
+      Vaswani et al. scale the token embeddings by ``sqrt(C)``; with GPT-2's init we do
+      not, so at init the table (entries in [-1, 1]) outweighs the tokens (std 0.02).
     * ``ln_f``: GPT-2 adds a final LayerNorm because with pre-norm the residual stream
       itself is never normalised. A post-norm block already ends in a LayerNorm, so for
       ``norm_position="post"`` ``ln_f`` is ``nn.Identity()`` (no parameters).
@@ -208,7 +210,8 @@ class GPT(nn.Module):
             self.register_buffer("pos_table", table, persistent=False)
         layers["drop"] = nn.Dropout(config.dropout)
         layers["h"] = nn.ModuleList(Block(config) for _ in range(config.n_layer))
-        layers["ln_f"] = nn.LayerNorm(config.n_embd, bias=config.bias) if config.norm_position == "pre" else nn.Identity()
+        pre_norm = config.norm_position == "pre"
+        layers["ln_f"] = nn.LayerNorm(config.n_embd, bias=config.bias) if pre_norm else nn.Identity()
         self.transformer = nn.ModuleDict(layers)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         if config.tie_weights:
@@ -217,7 +220,7 @@ class GPT(nn.Module):
         self.apply(self._init_weights)
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight"):
-                nn.init.normal_(p, mean=0.0, std=0.02)
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -242,7 +245,9 @@ class GPT(nn.Module):
         if T > self.config.block_size:
             raise ValueError(f"sequence length T={T} exceeds block_size={self.config.block_size}")
         if idx.numel() and (idx.min() < 0 or idx.max() >= self.config.vocab_size):
-            raise ValueError(f"token ids must be in [0, {self.config.vocab_size}), got min {idx.min()}, max {idx.max()}")
+            raise ValueError(
+                f"token ids must be in [0, {self.config.vocab_size}), got min {idx.min()}, max {idx.max()}"
+            )
 
         tok = self.transformer.wte(idx)  # (B, T, C)
         if self.config.pos_encoding == "learned":
@@ -278,7 +283,9 @@ class GPT(nn.Module):
         loss = None
         if targets is not None:
             if targets.shape != idx.shape:
-                raise ValueError(f"targets must have the shape of idx {tuple(idx.shape)}, got {tuple(targets.shape)}")
+                raise ValueError(
+                    f"targets must have the shape of idx {tuple(idx.shape)}, got {tuple(targets.shape)}"
+                )
             loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-100)
         return logits, loss
 

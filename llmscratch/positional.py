@@ -28,7 +28,9 @@ def _check_positive_int(name: str, value: int) -> None:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
-def sinusoidal_positions(T: int, d_model: int, *, base: float = 10000.0, dtype: torch.dtype = torch.float32) -> Tensor:
+def sinusoidal_positions(
+    T: int, d_model: int, *, base: float = 10000.0, dtype: torch.dtype = torch.float32
+) -> Tensor:
     """The fixed sinusoidal position table of shape ``(T, d_model)``.
 
     Vaswani et al. 2017, section 3.5:
@@ -138,5 +140,6 @@ def alibi_bias(n_head: int, T: int) -> Tensor:
     _check_positive_int("T", T)
     slopes = alibi_slopes(n_head)  # (nh,)
     pos = torch.arange(T)
-    distance = (pos.unsqueeze(1) - pos.unsqueeze(0)).clamp(min=0).to(torch.float32)  # (T, T): i - j, 0 above diagonal
+    distance = (pos.unsqueeze(1) - pos.unsqueeze(0)).clamp(min=0)  # (T, T): i - j, 0 above the diagonal
+    distance = distance.to(torch.float32)
     return -slopes.view(n_head, 1, 1) * distance  # (nh, T, T)

@@ -28,6 +28,17 @@ def mirror_dir() -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread():
+    """Tiny test models run faster on one thread, and far faster on a busy machine."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Every test gets its own empty download cache and reads data from the mirror."""

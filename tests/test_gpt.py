@@ -10,16 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from llmscratch.gpt import GPT, GPTConfig, param_groups
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread; two threads on a shared CPU stall each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from llmscratch.gpt import GPT, Block, GPTConfig, param_groups
 
 
 def tiny_config(**overrides) -> GPTConfig:
@@ -197,6 +188,24 @@ def test_weight_tying_and_positions():
     assert isinstance(post.transformer.ln_f, torch.nn.Identity)
 
 
+@pytest.mark.parametrize("norm_position", ["pre", "post"])
+def test_block_follows_the_norm_position_formula(norm_position):
+    torch.manual_seed(0)
+    block = Block(tiny_config(norm_position=norm_position)).eval()
+    with torch.no_grad():  # non-trivial LayerNorm parameters, so misplaced norms show
+        for ln in (block.ln_1, block.ln_2):
+            ln.weight.uniform_(0.5, 1.5)
+            ln.bias.normal_()
+    x = torch.randn(2, 5, 32)
+    if norm_position == "pre":  # Radford et al. 2019, Xiong et al. 2020 eq. for Pre-LN
+        h = x + block.attn(block.ln_1(x))
+        expected = h + block.mlp(block.ln_2(h))
+    else:  # Vaswani et al. 2017: LayerNorm(x + Sublayer(x))
+        h = block.ln_1(x + block.attn(x))
+        expected = block.ln_2(h + block.mlp(h))
+    torch.testing.assert_close(block(x), expected, rtol=0, atol=0)
+
+
 def test_gpt2_initialisation_scales():
     model = tiny_model(n_layer=4, n_embd=64)
     residual_std = 0.02 / math.sqrt(2 * 4)
@@ -247,7 +256,8 @@ def test_gpt2_small_parameter_count():
 
 
 @pytest.mark.parametrize(
-    "overrides", [dict(), dict(tie_weights=False, bias=False), dict(norm_position="post", pos_encoding="sinusoidal")]
+    "overrides",
+    [dict(), dict(tie_weights=False, bias=False), dict(norm_position="post", pos_encoding="sinusoidal")],
 )
 def test_breakdown_adds_up_to_unique_parameters(overrides):
     model = tiny_model(**overrides)

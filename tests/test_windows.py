@@ -211,19 +211,20 @@ def _targets_seen(stream: TokenStream, batch_size: int) -> list[int]:
     return seen
 
 
-@pytest.mark.parametrize("n", [9, 16, 17, 23, 24, 25, 64, 65])
+@pytest.mark.parametrize("T", [1, 3, 8])
 @pytest.mark.parametrize("batch_size", [1, 3, 100])
-def test_token_stream_batches_visit_every_target_once(n, batch_size):
-    T = 8
-    ids = torch.arange(n)  # token value == position, so targets name their positions
-    last = TokenStream(ids, T, targets="last")
-    seen = _targets_seen(last, batch_size)
-    assert sorted(seen) == list(range(T, n))
-    assert last.num_targets == len(seen)
-    every = TokenStream(ids, T, targets="all")
-    seen = _targets_seen(every, batch_size)
-    assert sorted(seen) == list(range(1, n))
-    assert every.num_targets == len(seen)
+def test_token_stream_batches_visit_every_target_once(T, batch_size):
+    # every remainder of n mod T: lengths that are and are not multiples of T
+    for n in range(T + 1, 4 * T + 3):
+        ids = torch.arange(n)  # token value == position, so targets name their positions
+        last = TokenStream(ids, T, targets="last")
+        seen = _targets_seen(last, batch_size)
+        assert sorted(seen) == list(range(T, n)), n
+        assert last.num_targets == len(seen)
+        every = TokenStream(ids, T, targets="all")
+        seen = _targets_seen(every, batch_size)
+        assert sorted(seen) == list(range(1, n)), n
+        assert every.num_targets == len(seen)
 
 
 def test_token_stream_all_batches_pair_inputs_with_next_tokens():
