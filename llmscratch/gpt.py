@@ -1,8 +1,8 @@
 """A GPT-2 style decoder-only transformer.
 
 Taught in chapter 4 (self-attention and the GPT transformer). Read leaf to root, like
-nanoGPT: `GPTConfig` -> `MLP` -> `Block` (attention from `llmscratch.attention`) -> `GPT`,
-then the helper `param_groups` for the optimiser. Parameter names follow the GPT-2
+nanoGPT: `GPTConfig` -> `MLP` -> `Block` (attention from `llmscratch.attention`) -> `GPT`.
+The optimiser's parameter groups are :func:`llmscratch.train.param_groups`. Parameter names follow the GPT-2
 checkpoint (``transformer.wte``, ``transformer.h.0.attn.c_attn``, ``ln_f``, ``lm_head``), so
 the published weights map key for key (the checkpoint stores Conv1D weights transposed).
 
@@ -360,27 +360,3 @@ class GPT(nn.Module):
                 raise RuntimeError(f"parameter {name} belongs to no part")
             parts[part] += p.numel()
         return parts
-
-
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Split the trainable parameters into two optimiser groups, as nanoGPT does.
-
-    Weight decay goes only on tensors with ``dim >= 2`` (weight matrices and embeddings);
-    biases and LayerNorm gains/shifts (``dim < 2``) get none. Each parameter appears
-    exactly once (a tied matrix too). Use as ``torch.optim.AdamW(param_groups(model, 0.1), lr=...)``.
-
-    Returns:
-        ``[{"params": [...], "weight_decay": weight_decay}, {"params": [...], "weight_decay": 0.0}]``.
-
-    Raises:
-        ValueError: if ``weight_decay`` is negative.
-    """
-    if weight_decay < 0:
-        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
-    params = [p for p in model.parameters() if p.requires_grad]  # shared tensors appear once
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]

@@ -111,7 +111,16 @@ def learning_rate(step: int, config: TrainConfig) -> float:
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """AdamW parameter groups: decay on tensors with ``ndim >= 2``, none on biases and norms."""
+    """AdamW parameter groups: decay on tensors with ``ndim >= 2``, none on biases and norms.
+
+    Weight matrices and embeddings are decayed; biases and LayerNorm gains and shifts are
+    not, as in GPT-2 and nanoGPT. A tied matrix appears once.
+
+    Raises:
+        ValueError: if ``weight_decay`` is negative.
+    """
+    if weight_decay < 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]

@@ -10,7 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from llmscratch.gpt import GPT, Block, GPTConfig, param_groups
+from llmscratch.gpt import GPT, Block, GPTConfig
+from llmscratch.train import param_groups
 
 
 def tiny_config(**overrides) -> GPTConfig:
