@@ -19,7 +19,7 @@ STAMP = ROOT / "_build" / ".llmscratch-code-hash"
 
 def code_hash() -> str:
     h = hashlib.sha256()
-    files = sorted((ROOT / "llmscratch").rglob("*.py")) + [ROOT / "requirements.txt", ROOT / "_config.yml"]
+    files = sorted((ROOT / "llmscratch").rglob("*.py")) + [ROOT / "requirements.txt"]
     for path in files:
         h.update(str(path.relative_to(ROOT)).encode())
         h.update(path.read_bytes())
