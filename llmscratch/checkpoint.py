@@ -68,7 +68,8 @@ def save_checkpoint(folder: str | os.PathLike, model: torch.nn.Module, meta: dic
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        # clone(): tied parameters share memory, which safetensors refuses to save twice.
+        state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS_FILE))
         (tmp / META_FILE).write_text(json.dumps(meta, indent=1, sort_keys=True))
         if folder.exists():

@@ -1,0 +1,155 @@
+"""The book's reference training runs; taught in chapter 4.
+
+One recipe so far: a character-level GPT on Tiny Shakespeare, small enough to train on
+two CPU cores in under four minutes (target held-out loss: 1.60 nats per character
+or less; ``benchmarks/gpt_train.py`` measures both). Later chapters load it from the
+checkpoint cache of :func:`llmscratch.checkpoint.train_or_load` instead of
+training it again.
+
+Everything that determines the trained model is an argument or comes from
+:func:`shakespeare_gpt_configs`, which returns fresh dataclasses on every call; there
+are no module-level settings to overwrite.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from .checkpoint import tensor_fingerprint, train_or_load
+from .data import load_text
+from .gpt import GPT, GPTConfig
+from .train import TrainConfig, train
+from .vocab import CharVocab
+from .windows import TokenStream, split_by_position
+
+TRAIN_FRACTION = 0.9  # the first 90% of the characters train, the last 10% are held out
+TRAIN_THREADS = 2  # 1.8x the tokens/s of one thread on 2 idle cores (3x slower if a core is busy)
+
+
+@dataclass(frozen=True)
+class ShakespeareData:
+    """Tiny Shakespeare as character ids, split by position.
+
+    Attributes:
+        text: the whole file (1,115,394 characters).
+        vocab: its :class:`~llmscratch.vocab.CharVocab` (65 characters, no boundary token).
+        train_ids: the first 90% of the ids, shape ``(N_train,)``, int64.
+        val_ids: the last 10%, shape ``(N_val,)``, int64: held-out text no model trains on.
+    """
+
+    text: str
+    vocab: CharVocab
+    train_ids: torch.Tensor
+    val_ids: torch.Tensor
+
+
+def shakespeare_char_data(text: str | None = None) -> ShakespeareData:
+    """Load Tiny Shakespeare (``llmscratch.data.load_text``), encode it, split it 90/10 by position.
+
+    Args:
+        text: use this text instead of loading the file (for tests on a small excerpt).
+
+    Raises:
+        ValueError: if the text is too short to split.
+    """
+    if text is None:
+        text = load_text("tinyshakespeare")
+    vocab = CharVocab.from_text(text)
+    ids = torch.tensor(vocab.encode(text), dtype=torch.long)  # (N,)
+    train_ids, val_ids = split_by_position(ids, TRAIN_FRACTION)
+    return ShakespeareData(text, vocab, train_ids, val_ids)
+
+
+def shakespeare_gpt_configs(vocab_size: int) -> tuple[GPTConfig, TrainConfig]:
+    """The model and optimisation settings of the Tiny Shakespeare GPT (fresh objects each call).
+
+    Found by a small search (see ``benchmarks/gpt_train.py``) for the lowest held-out
+    loss reachable in under four minutes on two CPU cores: a small, shallow model seeing
+    many characters beats a larger one seeing few (Kaplan et al. 2020; Hoffmann et al.
+    2022 make the compute trade-off precise), a high peak learning rate with a short
+    warm-up and cosine decay, weight decay 0.1 on matrices, gradient clipping at 1.0,
+    and no dropout (at this budget the model is far from overfitting).
+
+    ``tie_weights=False``: with 65 characters tying would save only ``65 * n_embd``
+    parameters, and :func:`llmscratch.checkpoint.save_checkpoint` (safetensors) refuses
+    tensors that share memory, which a tied ``wte``/``lm_head`` pair does.
+
+    Raises:
+        ValueError: if ``vocab_size`` is not a positive integer.
+    """
+    model = GPTConfig(
+        vocab_size=vocab_size,
+        block_size=64,
+        n_layer=2,
+        n_head=4,
+        n_embd=128,
+        dropout=0.0,
+        bias=True,
+        use_fused_attention=True,
+        tie_weights=False,  # see the docstring
+    )
+    optim = TrainConfig(
+        max_steps=3500,
+        batch_size=32,
+        lr=6e-3,
+        warmup_steps=50,
+        weight_decay=0.1,
+        betas=(0.9, 0.99),
+        grad_clip=1.0,
+        eval_interval=500,
+        eval_batches=2,
+        seed=0,
+    )
+    return model, optim
+
+
+def shakespeare_char_gpt(
+    *, progress: bool | None = None, cache_dir: str | os.PathLike | None = None
+) -> tuple[GPT, dict]:
+    """The trained Tiny Shakespeare GPT, from the checkpoint cache when possible.
+
+    Builds the model of :func:`shakespeare_gpt_configs` with ``torch.manual_seed(0)``,
+    then trains it with :func:`llmscratch.train.train` on ``TokenStream(train_ids,
+    block_size, targets="all")`` (or loads the weights a previous identical run saved).
+    Training sets torch to ``TRAIN_THREADS`` threads and restores the old count.
+
+    Args:
+        progress: show a progress bar while training (default: see ``train.show_progress``).
+        cache_dir: checkpoint cache folder (default ``<data cache>/checkpoints``).
+
+    Returns:
+        ``(model, meta)``: the model in eval mode, and the metadata of
+        :func:`~llmscratch.checkpoint.train_or_load`; ``meta["measurements"]`` holds the
+        :class:`~llmscratch.train.TrainResult` fields (``final_val_loss`` in nats per
+        character, ``train_seconds``, ``tokens_per_second``, ...) plus ``n_params`` and
+        ``num_threads``; ``meta["from_cache"]`` says whether training was skipped.
+    """
+    data = shakespeare_char_data()
+    model_config, train_config = shakespeare_gpt_configs(data.vocab.vocab_size)
+    torch.manual_seed(0)
+    model = GPT(model_config)
+
+    def fit(m: GPT) -> dict:
+        block_size = model_config.block_size
+        train_set = TokenStream(data.train_ids, block_size, targets="all")
+        val_set = TokenStream(data.val_ids, block_size, targets="all")
+        old_threads = torch.get_num_threads()
+        torch.set_num_threads(TRAIN_THREADS)
+        try:
+            result = train(m, train_set, val_set, train_config, progress=progress)
+        finally:
+            torch.set_num_threads(old_threads)
+        return {**result.to_dict(), "n_params": m.num_parameters(), "num_threads": TRAIN_THREADS}
+
+    key_parts = {
+        "model": model_config.to_dict(),
+        "train": train_config.to_dict(),
+        "data": tensor_fingerprint(data.train_ids, data.val_ids),
+        "init_seed": 0,
+    }
+    model, meta = train_or_load("shakespeare-char-gpt", model, fit, key_parts, cache_dir=cache_dir)
+    model.eval()
+    return model, meta

@@ -1,0 +1,47 @@
+"""Checkpoints: safetensors round trip (tied weights included) and the keyed training cache."""
+
+import json
+
+import torch
+
+from llmscratch.checkpoint import cache_key, load_checkpoint, save_checkpoint, train_or_load
+from llmscratch.gpt import GPT, GPTConfig
+
+
+def tiny_gpt(seed: int) -> GPT:
+    torch.manual_seed(seed)
+    return GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8))
+
+
+def test_round_trip_with_tied_weights(tmp_path):
+    model, other = tiny_gpt(0), tiny_gpt(1)
+    save_checkpoint(tmp_path / "ck", model, {"note": "tied"})
+    meta = load_checkpoint(tmp_path / "ck", other)
+    x = torch.randint(0, 11, (2, 8))
+    assert meta == {"note": "tied"}
+    assert torch.equal(model(x)[0], other(x)[0])
+    assert other.lm_head.weight is other.transformer.wte.weight  # still tied after loading
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # no temporary folder left
+
+
+def test_train_or_load_trains_once_then_loads(tmp_path):
+    calls = []
+
+    def fit(m):
+        calls.append(1)
+        with torch.no_grad():
+            m.lm_head.weight.add_(1.0)
+        return {"loss": 1.5}
+
+    key = {"config": {"n": 1}}
+    trained, meta1 = train_or_load("t", tiny_gpt(0), fit, key, cache_dir=tmp_path)
+    loaded, meta2 = train_or_load("t", tiny_gpt(5), fit, key, cache_dir=tmp_path)
+    assert len(calls) == 1 and not meta1["from_cache"] and meta2["from_cache"]
+    assert meta2["measurements"] == {"loss": 1.5}
+    assert all(torch.equal(a, b) for a, b in zip(trained.state_dict().values(), loaded.state_dict().values()))
+    json.loads((next(tmp_path.iterdir()) / "meta.json").read_text())  # readable JSON
+
+
+def test_cache_key_changes_with_what_made_the_model():
+    assert cache_key({"lr": 1e-3}) == cache_key({"lr": 1e-3})
+    assert cache_key({"lr": 1e-3}) != cache_key({"lr": 2e-3})
