@@ -1,10 +1,15 @@
-"""The book's reference training runs; taught in chapter 4.
+"""The book's reference training runs, defined once so that later chapters reuse them.
 
-One recipe so far: a character-level GPT on Tiny Shakespeare, small enough to train on
-two CPU cores in under four minutes (target held-out loss: 1.60 nats per character
-or less; ``benchmarks/gpt_train.py`` measures both). Later chapters load it from the
-checkpoint cache of :func:`llmscratch.checkpoint.train_or_load` instead of
-training it again.
+* Chapter 1: the MLP on Indian names (:func:`names_mlp_configs`, :func:`names_char_data`).
+* Chapter 2: the MLP on Tiny Shakespeare (:func:`shakespeare_mlp_configs`), which chapter 3
+  compares with its BPE model.
+* Chapter 4: a character-level GPT on Tiny Shakespeare, small enough to train on two CPU
+  cores in under four minutes (target held-out loss: 1.60 nats per character or less;
+  ``benchmarks/gpt_train.py`` measures both).
+
+Every run goes through :func:`llmscratch.checkpoint.train_or_load`, so a later chapter
+loads the trained model from the checkpoint cache instead of training it again, and
+retrains it to the same result when the cache is missing.
 
 Everything that determines the trained model is an argument or comes from
 :func:`shakespeare_gpt_configs`, which returns fresh dataclasses on every call; there
@@ -19,14 +24,73 @@ from dataclasses import dataclass
 import torch
 
 from .checkpoint import tensor_fingerprint, train_or_load
-from .data import load_text
+from .data import load_indian_names, load_text
 from .gpt import GPT, GPTConfig
-from .train import TrainConfig, train
+from .mlp import MLPConfig, MLPLanguageModel
+from .train import TrainConfig, TrainResult, train
 from .vocab import CharVocab
-from .windows import TokenStream, split_by_position
+from .windows import TokenStream, WindowDataset, name_windows, split_by_name, split_by_position
 
 TRAIN_FRACTION = 0.9  # the first 90% of the characters train, the last 10% are held out
 TRAIN_THREADS = 2  # 1.8x the tokens/s of one thread on 2 idle cores (3x slower if a core is busy)
+
+
+def train_mlp_cached(name: str, config: MLPConfig, train_config: TrainConfig, train_set, val_set,
+                     *, init_seed: int = 0) -> tuple[MLPLanguageModel, TrainResult]:
+    """Build an MLP with ``torch.manual_seed(init_seed)`` and train it, or load it from the cache.
+
+    The cache key covers both configs, the training and held-out data and the seed.
+
+    Returns:
+        The trained model and the :class:`~llmscratch.train.TrainResult` of its training run.
+    """
+    torch.manual_seed(init_seed)
+    model = MLPLanguageModel(config)
+    model, meta = train_or_load(
+        name,
+        model,
+        fit=lambda m: train(m, train_set, val_set, train_config).to_dict(),
+        key_parts={"model": config.to_dict(), "train": train_config.to_dict(),
+                   "data": tensor_fingerprint(*train_set.tensors, *val_set.tensors), "init_seed": init_seed},
+    )
+    return model, TrainResult.from_dict(meta["measurements"])
+
+
+@dataclass(frozen=True)
+class NamesData:
+    """The cleaned Indian names, their vocabulary, and a split by name (chapter 1)."""
+
+    names: list[str]
+    vocab: CharVocab
+    train_names: list[str]
+    val_names: list[str]
+    test_names: list[str]
+
+    def windows(self, names: list[str], block_size: int) -> WindowDataset:
+        """The (context, next character) examples of some names."""
+        return WindowDataset(*name_windows([self.vocab.encode(n) for n in names], block_size))
+
+
+def names_char_data(*, split_seed: int = 42) -> NamesData:
+    """Load and clean the names, build the vocabulary (``.`` at id 0), split 80/10/10 by name."""
+    names, _ = load_indian_names()
+    vocab = CharVocab.from_text("".join(names), boundary=".")
+    train_names, val_names, test_names = split_by_name(names, (0.8, 0.1, 0.1), seed=split_seed)
+    return NamesData(names, vocab, train_names, val_names, test_names)
+
+
+def names_mlp_configs(vocab_size: int) -> tuple[MLPConfig, TrainConfig]:
+    """Chapter 1's MLP (Bengio et al. 2003 with T=3, C=10, H=200) and its training settings."""
+    model = MLPConfig(vocab_size=vocab_size, block_size=3, n_embd=10, n_hidden=200)
+    optim = TrainConfig(max_steps=10_000, batch_size=64, lr=3e-3, eval_interval=250, seed=0)
+    return model, optim
+
+
+def shakespeare_mlp_configs(vocab_size: int) -> tuple[MLPConfig, TrainConfig]:
+    """Chapter 2's MLP on Tiny Shakespeare (T=16, C=16, H=512) and its training settings."""
+    model = MLPConfig(vocab_size=vocab_size, block_size=16, n_embd=16, n_hidden=512)
+    optim = TrainConfig(max_steps=6_000, batch_size=128, lr=3e-3, eval_interval=250, seed=0)
+    return model, optim
 
 
 @dataclass(frozen=True)
@@ -74,8 +138,7 @@ def shakespeare_gpt_configs(vocab_size: int) -> tuple[GPTConfig, TrainConfig]:
     and no dropout (at this budget the model is far from overfitting).
 
     ``tie_weights=False``: with 65 characters tying would save only ``65 * n_embd``
-    parameters, and :func:`llmscratch.checkpoint.save_checkpoint` (safetensors) refuses
-    tensors that share memory, which a tied ``wte``/``lm_head`` pair does.
+    parameters; the settings were measured untied.
 
     Raises:
         ValueError: if ``vocab_size`` is not a positive integer.

@@ -136,6 +136,11 @@ class WindowDataset:
         return self.X.shape[1]
 
     @property
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        """The data itself, ``(X, Y)``: what a cache key fingerprints."""
+        return self.X, self.Y
+
+    @property
     def num_targets(self) -> int:
         return self.Y.shape[0]
 
@@ -179,6 +184,11 @@ class TokenStream:
         self.ids = ids.long()
         self.block_size = block_size
         self.targets = targets
+
+    @property
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        """The data itself, ``(ids,)``: what a cache key fingerprints."""
+        return (self.ids,)
 
     @property
     def num_targets(self) -> int:
