@@ -10,19 +10,20 @@ config and whatever the training run measured).
 
 :func:`train_or_load` stores a trained model under a key that hashes everything that
 determines the result: the configs, a fingerprint of the data, the torch version and
-the source code of this package. Changing any of them changes the key, so the cache
+the source code of the package modules the run imports. Changing any of them changes the key, so the cache
 can never serve a model the current code would not have produced; a missing entry is
 simply retrained, deterministically, to the same result.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
@@ -34,10 +35,69 @@ META_FILE = "meta.json"
 WEIGHTS_FILE = "model.safetensors"
 
 
-def package_fingerprint() -> str:
-    """SHA-256 of every ``.py`` file of the installed ``llmscratch`` package, plus torch's version."""
+def _package_imports(path: Path) -> set[str]:
+    """Names of the ``llmscratch`` modules that the file ``path`` imports, anywhere in it.
+
+    Both ``from .x import y`` and ``from llmscratch.x import y`` (or ``import
+    llmscratch.x``) count, including imports inside functions.
+    """
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.ImportFrom):
+            if node.level == 1:
+                module = node.module
+            elif node.level == 0 and (node.module or "").split(".")[0] == "llmscratch":
+                module = node.module.partition(".")[2]
+            else:
+                continue
+            if module:
+                found.add(module.split(".")[0])
+            else:  # from . import a, b  /  from llmscratch import a, b
+                found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                head, _, rest = alias.name.partition(".")
+                if head == "llmscratch" and rest:
+                    found.add(rest.split(".")[0])
+    return found
+
+
+def code_closure(roots: Iterable[str]) -> list[Path]:
+    """The package source files that ``roots`` (module names) import, directly or not.
+
+    ``code_closure(["recipes"])`` is ``recipes.py`` and every ``llmscratch`` module it
+    imports, directly or through other modules, so a change to a module it never imports (a later
+    chapter's) does not change its fingerprint.
+
+    Raises:
+        ValueError: if a root is not a module of the package.
+    """
+    package = Path(__file__).parent
+    todo = [r.removeprefix("llmscratch.") for r in roots]
+    seen: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        path = package / f"{name}.py"
+        if not path.exists():
+            raise ValueError(f"code_roots: no module llmscratch.{name} in {package}")
+        seen.add(name)
+        todo.extend(_package_imports(path) - seen)
+    return sorted(package / f"{name}.py" for name in seen)
+
+
+def package_fingerprint(code_roots: Iterable[str] | None = None) -> str:
+    """SHA-256 of the package's source files, plus torch's version.
+
+    Args:
+        code_roots: hash only these modules and what they import (:func:`code_closure`);
+            ``None`` hashes every ``.py`` file of the package.
+    """
     h = hashlib.sha256(torch.__version__.encode())
-    for path in sorted(Path(__file__).parent.rglob("*.py")):
+    package = Path(__file__).parent
+    files = sorted(package.rglob("*.py")) if code_roots is None else code_closure(code_roots)
+    for path in files:
         h.update(path.name.encode())
         h.update(path.read_bytes())
     return h.hexdigest()
@@ -52,9 +112,12 @@ def tensor_fingerprint(*tensors: torch.Tensor) -> str:
     return h.hexdigest()
 
 
-def cache_key(parts: dict) -> str:
-    """A short hex key for a JSON-serialisable description of a training run and the package code."""
-    blob = json.dumps(parts, sort_keys=True, default=str) + package_fingerprint()
+def cache_key(parts: dict, code_roots: Iterable[str] | None = None) -> str:
+    """A short hex key for a JSON-serialisable description of a training run and the package code.
+
+    ``code_roots`` is passed to :func:`package_fingerprint`.
+    """
+    blob = json.dumps(parts, sort_keys=True, default=str) + package_fingerprint(code_roots)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -101,6 +164,7 @@ def train_or_load(
     key_parts: dict,
     *,
     cache_dir: str | os.PathLike | None = None,
+    code_roots: Iterable[str] | None = None,
 ) -> tuple[torch.nn.Module, dict]:
     """Return ``model`` trained by ``fit``, from the checkpoint cache when possible.
 
@@ -112,13 +176,16 @@ def train_or_load(
         key_parts: everything that determines the result besides the package code
             (configs, data fingerprint, seed).
         cache_dir: defaults to ``<data cache>/checkpoints``.
+        code_roots: the modules whose code (with everything they import) made the
+            model, e.g. ``["recipes"]``; the key hashes their source. ``None`` (the
+            safe default) hashes the whole package.
 
     Returns:
         ``(model, meta)`` where ``meta["measurements"]`` is what ``fit`` returned and
         ``meta["from_cache"]`` says whether training was skipped.
     """
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "checkpoints"
-    folder = root / f"{name}-{cache_key(key_parts)}"
+    folder = root / f"{name}-{cache_key(key_parts, code_roots)}"
     if (folder / META_FILE).exists() and (folder / WEIGHTS_FILE).exists():
         meta = load_checkpoint(folder, model)
         return model, {**meta, "from_cache": True}

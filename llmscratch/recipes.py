@@ -32,6 +32,9 @@ from .vocab import CharVocab
 from .windows import TokenStream, WindowDataset, name_windows, split_by_name, split_by_position
 
 TRAIN_FRACTION = 0.9  # the first 90% of the characters train, the last 10% are held out
+# A checkpoint key hashes this module and every package module it imports (not later
+# chapters' modules, which cannot change these runs).
+CODE_ROOTS = ("recipes",)
 TRAIN_THREADS = 2  # 1.8x the tokens/s of one thread on 2 idle cores (3x slower if a core is busy)
 
 
@@ -52,6 +55,7 @@ def train_mlp_cached(name: str, config: MLPConfig, train_config: TrainConfig, tr
         fit=lambda m: train(m, train_set, val_set, train_config).to_dict(),
         key_parts={"model": config.to_dict(), "train": train_config.to_dict(),
                    "data": tensor_fingerprint(*train_set.tensors, *val_set.tensors), "init_seed": init_seed},
+        code_roots=CODE_ROOTS,
     )
     return model, TrainResult.from_dict(meta["measurements"])
 
@@ -213,6 +217,7 @@ def shakespeare_char_gpt(
         "data": tensor_fingerprint(data.train_ids, data.val_ids),
         "init_seed": 0,
     }
-    model, meta = train_or_load("shakespeare-char-gpt", model, fit, key_parts, cache_dir=cache_dir)
+    model, meta = train_or_load("shakespeare-char-gpt", model, fit, key_parts, cache_dir=cache_dir,
+                                code_roots=CODE_ROOTS)
     model.eval()
     return model, meta

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 
 from llmscratch.checkpoint import cache_key, load_checkpoint, save_checkpoint, train_or_load
@@ -45,3 +46,23 @@ def test_train_or_load_trains_once_then_loads(tmp_path):
 def test_cache_key_changes_with_what_made_the_model():
     assert cache_key({"lr": 1e-3}) == cache_key({"lr": 1e-3})
     assert cache_key({"lr": 1e-3}) != cache_key({"lr": 2e-3})
+
+
+def test_code_closure_follows_package_imports():
+    from llmscratch.checkpoint import code_closure
+
+    names = {p.name for p in code_closure(["recipes"])}
+    assert {"recipes.py", "gpt.py", "attention.py", "train.py", "checkpoint.py"} <= names
+    assert {"bpe.py", "byte_bpe.py", "bigram.py"}.isdisjoint(names)  # recipes never imports them
+    assert {p.name for p in code_closure(["byte_bpe"])} == {"byte_bpe.py", "bpe.py"}  # absolute import
+    assert {p.name for p in code_closure(["llmscratch.vocab"])} == {"vocab.py"}
+    with pytest.raises(ValueError, match="code_roots"):
+        code_closure(["no_such_module"])
+
+
+def test_cache_key_hashes_only_the_code_roots_closure():
+    from llmscratch.checkpoint import package_fingerprint
+
+    assert package_fingerprint(["vocab"]) != package_fingerprint(["recipes"])
+    assert package_fingerprint(["vocab"]) == package_fingerprint(["llmscratch.vocab"])
+    assert cache_key({"a": 1}, ["vocab"]) != cache_key({"a": 1})
