@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the whole book into _build/html: create .venv and install what is needed,
 # download (or take from $LLMSCRATCH_DATA_MIRROR) and verify every dataset, then execute
-# every page and render the site. Warnings are errors.
+# every page and render the site. Warnings are errors. MathJax is installed from npm
+# (scripts/mathjax.sh) and served from the site itself, so the site reads offline.
 #
 # Pages are cached (jupyter-cache in _build/.jupyter_cache) and re-executed only when
 # their code changes; the cache is also cleared whenever the llmscratch package or the
@@ -9,7 +10,8 @@
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 export LLMSCRATCH_PROGRESS=0   # no progress bars in the built pages
-export MPLBACKEND=Agg
+# (no MPLBACKEND here: the kernels must use their inline backend, or plt.show() draws nothing)
+bash scripts/mathjax.sh
 echo "== data"
 python -m llmscratch.data fetch
 python scripts/cache_guard.py

@@ -2,8 +2,9 @@
 
 jupyter-cache keys a page on its own code cells only. A page whose cells did not
 change but whose imported ``llmscratch`` code did would be served stale outputs; this
-script stores a hash of the package sources and requirements next to the cache and
-deletes the cache when the hash differs.
+script stores a hash of the package sources, the requirements and ``scripts/book.sh``
+(which sets the kernel's environment) next to the cache and deletes the cache when the
+hash differs.
 """
 
 from __future__ import annotations
@@ -19,7 +20,12 @@ STAMP = ROOT / "_build" / ".llmscratch-code-hash"
 
 def code_hash() -> str:
     h = hashlib.sha256()
-    files = sorted((ROOT / "llmscratch").rglob("*.py")) + [ROOT / "requirements.txt"]
+    # book.sh sets the kernel's environment (e.g. the matplotlib backend), which changes
+    # outputs without changing any cell.
+    files = sorted((ROOT / "llmscratch").rglob("*.py")) + [
+        ROOT / "requirements.txt",
+        ROOT / "scripts" / "book.sh",
+    ]
     for path in files:
         h.update(str(path.relative_to(ROOT)).encode())
         h.update(path.read_bytes())
