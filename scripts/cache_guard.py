@@ -4,7 +4,9 @@ jupyter-cache keys a page on its own code cells only. A page whose cells did not
 change but whose imported ``llmscratch`` code did would be served stale outputs; this
 script stores a hash of the package sources, the requirements and ``scripts/book.sh``
 (which sets the kernel's environment) next to the cache and deletes the cache when the
-hash differs.
+hash differs. It also deletes Sphinx's saved environment (``_build/.doctrees``) and the
+executed notebooks: otherwise Sphinx would consider the unchanged pages up to date, never
+ask for them to be executed again, and keep rendering their old outputs.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "_build" / ".jupyter_cache"
+# Everything that holds executed outputs; all of it goes when the code changes.
+STALE = (CACHE, ROOT / "_build" / ".doctrees", ROOT / "_build" / "jupyter_execute")
 STAMP = ROOT / "_build" / ".llmscratch-code-hash"
 
 
@@ -36,9 +40,11 @@ def main() -> None:
     want = code_hash()
     have = STAMP.read_text().strip() if STAMP.exists() else None
     if have != want:
-        if CACHE.exists():
-            print("== package code changed: clearing the executed-page cache")
-            shutil.rmtree(CACHE)
+        if any(path.exists() for path in STALE):
+            print("== package code changed: clearing the executed pages, so every page runs again")
+        for path in STALE:
+            if path.exists():
+                shutil.rmtree(path)
         STAMP.parent.mkdir(parents=True, exist_ok=True)
         STAMP.write_text(want + "\n")
 
