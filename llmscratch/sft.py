@@ -38,7 +38,7 @@ from .gpt import GPT
 from .recipes import TRAIN_THREADS, shakespeare_char_data, shakespeare_char_gpt
 from .sampling import generate
 from .tasks import HANDMADE, TASKS, Example, Grade, Prompt, QualityMix, alphabet, grade, make_sft_examples
-from .train import TrainConfig, train
+from .train import TrainConfig, evaluate, train
 from .vocab import CharVocab
 from .windows import IGNORE_INDEX, TokenStream
 
@@ -598,22 +598,20 @@ def text_loss(model: torch.nn.Module, ids: torch.Tensor, *, vocab_limit: int | N
     if vocab_limit is not None and not 1 <= vocab_limit <= vocab_size:
         raise ValueError(f"vocab_limit must be in [1, {vocab_size}], got {vocab_limit}")
     stream = TokenStream(ids, model.config.block_size, targets="all")
-    was_training = model.training
-    model.eval()
-    total, count = 0.0, 0
-    try:
-        for i, (x, y) in enumerate(stream.batches(batch_size)):
-            if max_batches is not None and i >= max_batches:
-                break
-            logits, _ = model(x)  # (B, T, V)
-            if vocab_limit is not None:
-                logits = logits[..., :vocab_limit]
-            total += torch.nn.functional.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum").item()
-            count += int((y != IGNORE_INDEX).sum())
-    finally:
-        model.train(was_training)
-    return total / count
+    view = model if vocab_limit is None else _FirstLogits(model, vocab_limit)
+    return evaluate(view, stream, batch_size=batch_size, max_batches=max_batches)
+
+
+class _FirstLogits(torch.nn.Module):
+    """``model`` with its logits cut to the first ``limit`` ids: the softmax of
+    :func:`text_loss` then runs over the old vocabulary only."""
+
+    def __init__(self, model: torch.nn.Module, limit: int) -> None:
+        super().__init__()
+        self.model, self.limit = model, limit
+
+    def forward(self, idx: torch.Tensor, targets: None = None) -> tuple[torch.Tensor, None]:
+        return self.model(idx)[0][..., : self.limit], None  # (B, T, limit)
 
 
 # -- the recipe ------------------------------------------------------------------------

@@ -121,8 +121,19 @@ class Prompt:
         return asdict(self)
 
 
+class _HasPrompt:
+    """The :class:`Prompt` part of an :class:`Example` or a :class:`PreferencePair`."""
+
+    @property
+    def prompt(self) -> Prompt:
+        return Prompt(self.task, self.instruction, self.answer, self.seen_phrasing)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
 @dataclass(frozen=True)
-class Example:
+class Example(_HasPrompt):
     """An instruction-response pair for supervised fine-tuning.
 
     Attributes: those of :class:`Prompt`, plus ``response`` and ``style`` (one of
@@ -136,16 +147,9 @@ class Example:
     style: str
     seen_phrasing: bool = True
 
-    @property
-    def prompt(self) -> Prompt:
-        return Prompt(self.task, self.instruction, self.answer, self.seen_phrasing)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class PreferencePair:
+class PreferencePair(_HasPrompt):
     """One prompt with a preferred (``chosen``) and a dispreferred (``rejected``) response.
 
     ``kind`` is one of :data:`PAIR_KINDS`.
@@ -158,13 +162,6 @@ class PreferencePair:
     kind: str
     answer: str
     seen_phrasing: bool = True
-
-    @property
-    def prompt(self) -> Prompt:
-        return Prompt(self.task, self.instruction, self.answer, self.seen_phrasing)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
