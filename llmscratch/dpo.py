@@ -419,10 +419,10 @@ def dpo_configs(beta: float = MAIN_BETA) -> tuple[PreferenceDataConfig, DPOConfi
 
     80 steps of 32 pairs at a peak learning rate of 1e-4 (1/40 of SFT's), no weight
     decay (it would pull the policy towards zero, not towards the reference). Held-out
-    preference accuracy is above 90% after 25 steps; training longer keeps widening
+    preference accuracy is above 90% after 10 steps; training longer keeps widening
     the margins while the policy drifts from the reference. Measured at 150 steps: the
     per-token KL on held-out responses reached 0.5 nats with beta 0.1 (0.2 with beta
-    0.5, against 0.05 at 80 steps), exact match fell below the SFT model's, and
+    0.5, against 0.04 at 80 steps), exact match fell below the SFT model's, and
     requests to be rude got "Gladly: ..." nonsense instead of the refusal; at 3e-4 the
     policy repeated "Gladly" without end. So the run is kept short.
     """
