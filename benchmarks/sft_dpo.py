@@ -9,7 +9,7 @@ train, and evaluates them as the chapters do:
     python benchmarks/sft_dpo.py --cache-dir DIR    # reuse trained models (evaluation only)
 
 Behaviour is measured on held-out prompts (unseen inputs; half with unseen phrasings),
-greedily and by sampling at temperature 1 (``SAMPLES`` per prompt, seeded). The headline
+greedily and by sampling at temperature 1 (``sft.EVAL_SAMPLES`` per prompt, seeded). The headline
 is the sampled measurement: greedy decoding shows only the most likely answer and hides
 the minority behaviours (a rude answer one time in ten) that the data taught and that
 sampling reveals.
@@ -41,11 +41,11 @@ import torch  # noqa: E402
 
 from llmscratch.dpo import BETAS, MAIN_BETA, assistant_dpo  # noqa: E402
 from llmscratch.recipes import shakespeare_char_gpt  # noqa: E402
-from llmscratch.sft import assistant_sft, extend_vocab, generate_responses, paired_difference, summarise  # noqa: E402
+from llmscratch.sft import (EVAL_SAMPLES, assistant_sft, extend_vocab, generate_responses,  # noqa: E402
+                            paired_difference, sample_responses, summarise)
 from llmscratch.tasks import make_eval_prompts  # noqa: E402
 
 PROMPTS_PER_TASK = 40
-SAMPLES = 2
 BASE_PROMPTS_EVERY = 20  # the chapter 4 model never stops; 2 prompts per task show it
 EVAL_THREADS = 1  # generation of tiny batches: one thread, as the book's pages
 TARGET_TOTAL_SECONDS = 180.0  # compute of both chapters; the pages' own overhead (5 min in all) comes on top
@@ -55,12 +55,12 @@ TARGET_PREF_ACCURACY = 0.90
 
 def behaviour(model, tokenizer, prompts) -> tuple[dict, dict, list, list]:
     greedy = generate_responses(model, tokenizer, prompts, greedy=True)
-    sampled = generate_responses(model, tokenizer, prompts, greedy=False, samples=SAMPLES, temperature=1.0, seed=0)
+    sampled = sample_responses(model, tokenizer, prompts)
     return summarise(greedy), summarise(sampled), greedy, sampled
 
 
 def show(name: str, g: dict, s: dict) -> None:
-    for mode, r in (("greedy", g), (f"sampled x{SAMPLES}", s)):
+    for mode, r in (("greedy", g), (f"sampled x{EVAL_SAMPLES}", s)):
         print(f"  {name:>12} {mode:<11} format {r['format_adherence']:6.1%}  exact {r['exact_match']:6.1%}  "
               f"wrong {r['wrong_rate']:6.1%}  rude {r['rude_rate']:6.1%}  "
               f"wrong-or-rude {r['wrong_or_rude_rate']:6.1%}  "

@@ -16,7 +16,7 @@ The pieces, in the order the chapter builds them:
   new ids (mean initialisation, Hewitt 2021).
 * :class:`SFTDataset`: padded examples with the dataset interface of
   :mod:`llmscratch.windows`, so :func:`llmscratch.train.train` fine-tunes unchanged.
-* :func:`generate_responses` and :func:`evaluate_behaviour`: batched generation on
+* :func:`generate_responses`, :func:`sample_responses` and :func:`evaluate_behaviour`: batched generation on
   held-out prompts, graded with :func:`llmscratch.tasks.grade`.
 * :func:`assistant_sft`: the cached recipe the chapters load.
 """
@@ -528,6 +528,21 @@ def evaluate_behaviour(model: torch.nn.Module, tokenizer: AssistantTokenizer, pr
     """:func:`summarise` of :func:`generate_responses` (same arguments)."""
     return summarise(generate_responses(model, tokenizer, prompts, greedy=greedy, samples=samples,
                                         temperature=temperature, seed=seed, max_new_tokens=max_new_tokens))
+
+
+EVAL_SAMPLES = 2  # sampled answers per prompt in the book's behaviour evaluation (chapters 5 and 6)
+
+
+def sample_responses(model: torch.nn.Module, tokenizer: AssistantTokenizer, prompts: Sequence[Prompt], *,
+                     samples: int = EVAL_SAMPLES, temperature: float = 1.0, seed: int = 0) -> list[Generation]:
+    """The book's sampled evaluation: ``samples`` answers per prompt at ``temperature``, seeded.
+
+    Greedy decoding shows each prompt's likeliest path; sampling shows the minority
+    behaviours the model has learnt. Same as :func:`generate_responses` with
+    ``greedy=False`` and these arguments (errors as there).
+    """
+    return generate_responses(model, tokenizer, prompts, greedy=False, samples=samples, temperature=temperature,
+                              seed=seed)
 
 
 def paired_difference(before: Sequence[Generation], after: Sequence[Generation], *,

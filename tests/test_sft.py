@@ -13,8 +13,9 @@ from torch import nn
 from llmscratch import sft
 from llmscratch import tasks as T
 from llmscratch.gpt import GPT, GPTConfig
-from llmscratch.sft import (END_OF_TEXT, INSTRUCTION, RESPONSE, AssistantTokenizer, Generation, SFTDataset,
-                            extend_vocab, generate_responses, paired_difference, summarise, text_loss)
+from llmscratch.sft import (END_OF_TEXT, EVAL_SAMPLES, INSTRUCTION, RESPONSE, AssistantTokenizer, Generation,
+                            SFTDataset, extend_vocab, generate_responses, paired_difference, sample_responses,
+                            summarise, text_loss)
 from llmscratch.tasks import HANDMADE, Prompt, grade
 from llmscratch.train import TrainConfig, evaluate, train
 from llmscratch.vocab import CharVocab
@@ -272,6 +273,15 @@ def test_generate_responses_is_seeded_and_orders_samples(tok):
         generate_responses(model, tok, prompts, greedy=True, samples=2)
     with pytest.raises(ValueError, match="max_new_tokens"):
         generate_responses(model, tok, prompts, max_new_tokens=0)
+
+
+def test_sample_responses_is_the_books_sampling_protocol(tok):
+    model = _tiny_gpt(tok.vocab_size)
+    prompts = T.make_eval_prompts(2, seed=0)
+    got = sample_responses(model, tok, prompts)
+    want = generate_responses(model, tok, prompts, greedy=False, samples=EVAL_SAMPLES, temperature=1.0, seed=0)
+    assert EVAL_SAMPLES >= 2 and len(got) == EVAL_SAMPLES * len(prompts)
+    assert [(g.prompt, g.response) for g in got] == [(g.prompt, g.response) for g in want]
 
 
 def _gen(example: T.Example, response: str, well_formed: bool = True, index: int = 0) -> Generation:
