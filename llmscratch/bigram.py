@@ -8,72 +8,103 @@ probability zero, which would give held-out text an infinite loss.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn.functional as F
-from torch import nn
+
+from .lm import LanguageModel
+from .validate import check_float, check_int, check_positive_int, check_token_ids
 
 
 @dataclass(frozen=True)
 class BigramConfig:
-    """A bigram model reads one token of context, so ``block_size`` is 1."""
+    """Settings of :class:`BigramLM`.
+
+    Attributes:
+        vocab_size: number of tokens :math:`V`.
+        alpha: pseudo-count added to every cell (``alpha >= 0``); 0 is the raw
+            maximum-likelihood estimate.
+        block_size: a bigram model reads one token of context, so this is 1.
+
+    Raises:
+        TypeError: for a non-int ``vocab_size`` or a non-number ``alpha``.
+        ValueError: if ``vocab_size < 1``, ``alpha`` is negative or not finite, or
+            ``block_size != 1``.
+    """
 
     vocab_size: int
     alpha: float = 1.0
     block_size: int = 1
 
+    def __post_init__(self) -> None:
+        check_positive_int("vocab_size", self.vocab_size)
+        check_float("alpha", self.alpha, minimum=0.0)
+        check_int("block_size", self.block_size, minimum=1, maximum=1)
 
-class BigramLM(nn.Module):
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class BigramLM(LanguageModel):
     """A bigram language model whose logits are the log of smoothed counts.
 
-    It has the same interface as every model in the book, ``forward(idx, targets)
-    -> (logits, loss)``, so the same evaluation and sampler work on it. It has no
-    trainable parameters: :meth:`fit` counts.
+    It follows the contract of :mod:`llmscratch.lm` (a window model reading one token),
+    so the same evaluation and sampler work on it. It has no trainable parameters:
+    :meth:`fit` counts.
 
     Args:
-        vocab_size: number of tokens :math:`V`.
-        alpha: pseudo-count added to every cell (``alpha >= 0``); 0 is the raw
-            maximum-likelihood estimate.
+        config: a :class:`BigramConfig`.
 
     Raises:
-        ValueError: if ``vocab_size < 1`` or ``alpha < 0``.
+        TypeError: if ``config`` is not a BigramConfig.
     """
 
-    def __init__(self, vocab_size: int, alpha: float = 1.0) -> None:
+    fixed_context = True
+
+    def __init__(self, config: BigramConfig) -> None:
         super().__init__()
-        if vocab_size < 1:
-            raise ValueError(f"vocab_size must be >= 1, got {vocab_size}")
-        if alpha < 0:
-            raise ValueError(f"alpha must be >= 0, got {alpha}")
-        self.config = BigramConfig(vocab_size, alpha)
-        self.vocab_size, self.alpha = vocab_size, alpha
-        self.register_buffer("counts", torch.zeros(vocab_size, vocab_size))
+        if not isinstance(config, BigramConfig):
+            raise TypeError(f"config must be a BigramConfig, got {type(config).__name__}")
+        self.config = config
+        self.register_buffer("counts", torch.zeros(config.vocab_size, config.vocab_size))
 
     def fit(self, prev: torch.Tensor, nxt: torch.Tensor) -> "BigramLM":
-        """Count every (previous, next) token pair; ``prev`` and ``nxt`` are ``(N,)`` ids."""
-        counts = torch.zeros(self.vocab_size, self.vocab_size)
-        counts.index_put_((prev.long(), nxt.long()), torch.ones(len(prev)), accumulate=True)
+        """Count every (previous, next) token pair; ``prev`` and ``nxt`` are ``(N,)`` int64 ids.
+
+        Raises:
+            TypeError: for a non-tensor or a non-int64 tensor.
+            ValueError: for ids outside ``[0, vocab_size)`` or tensors of different shapes.
+        """
+        V = self.config.vocab_size
+        check_token_ids("prev", prev, V, ndim=1)
+        check_token_ids("nxt", nxt, V, ndim=1)
+        if prev.shape != nxt.shape:
+            raise ValueError(f"prev and nxt must have one shape, got {tuple(prev.shape)} and {tuple(nxt.shape)}")
+        counts = torch.zeros(V, V)
+        counts.index_put_((prev, nxt), torch.ones(len(prev)), accumulate=True)
         self.counts.copy_(counts)
         return self
 
     @property
     def probs(self) -> torch.Tensor:
         """``(V, V)`` matrix whose row ``i`` is :math:`P(\\cdot \\mid i)`; each row sums to 1."""
-        smoothed = self.counts + self.alpha
+        smoothed = self.counts + self.config.alpha
         return smoothed / smoothed.sum(dim=1, keepdim=True)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
-        """Next-token logits from the last token of each context.
+        """Next-token logits from the previous token.
 
         Args:
-            idx: ``(B, T)`` token ids; only ``idx[:, -1]`` is used.
+            idx: ``(B, 1)`` int64 token ids.
             targets: ``(B,)`` next-token ids, or None.
 
         Returns:
             ``logits`` ``(B, V)`` (log-probabilities) and the mean cross-entropy in nats
             (None without targets).
+
+        Raises:
+            TypeError, ValueError: as :meth:`~llmscratch.lm.LanguageModel.check_inputs`.
         """
+        self.check_inputs(idx, targets)
         logits = self.probs.log()[idx[:, -1]]  # (B, V)
-        loss = None if targets is None else F.cross_entropy(logits, targets)
-        return logits, loss
+        return logits, self.loss_from_logits(logits, targets)

@@ -6,8 +6,9 @@ The optimiser's parameter groups are :func:`llmscratch.train.param_groups`. Para
 checkpoint (``transformer.wte``, ``transformer.h.0.attn.c_attn``, ``ln_f``, ``lm_head``), so
 the published weights map key for key (the checkpoint stores Conv1D weights transposed).
 
-Like every language model in the book, `GPT.forward(idx, targets=None)` returns
-``(logits, loss)``, so it shares the training loop, the sampler and the evaluation.
+`GPT` follows the language-model contract of :mod:`llmscratch.lm` (a sequence model:
+``forward(idx, targets=None) -> (logits (B, T, V), loss)``), so it shares the training
+loop, the sampler and the evaluation with the models of chapters 1-3.
 
 Notation used for tensor shapes: B batch, T sequence length (<= block_size),
 C = n_embd, nh = n_head, V = vocab_size.
@@ -27,11 +28,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from llmscratch.attention import CausalSelfAttention
-from llmscratch.positional import sinusoidal_positions
+from .attention import CausalSelfAttention
+from .lm import LanguageModel
+from .positional import sinusoidal_positions
+from .validate import check_bool, check_choice, check_float, check_positive_int
 
 NORM_POSITIONS = ("pre", "post")
 POS_ENCODINGS = ("learned", "sinusoidal")
@@ -76,24 +78,14 @@ class GPTConfig:
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-            if value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value}")
+            check_positive_int(name, getattr(self, name))
         if self.n_embd % self.n_head != 0:
             raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
-        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)):
-            raise TypeError(f"dropout must be a float, got {type(self.dropout).__name__}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        check_float("dropout", self.dropout, minimum=0.0, maximum=1.0, max_inclusive=False)
         for name in ("bias", "use_fused_attention", "tie_weights"):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
-        if self.norm_position not in NORM_POSITIONS:
-            raise ValueError(f"norm_position must be one of {NORM_POSITIONS}, got {self.norm_position!r}")
-        if self.pos_encoding not in POS_ENCODINGS:
-            raise ValueError(f"pos_encoding must be one of {POS_ENCODINGS}, got {self.pos_encoding!r}")
+            check_bool(name, getattr(self, name))
+        check_choice("norm_position", self.norm_position, NORM_POSITIONS)
+        check_choice("pos_encoding", self.pos_encoding, POS_ENCODINGS)
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as a plain dict (JSON-ready)."""
@@ -176,7 +168,7 @@ class Block(nn.Module):
         return (x, weights) if return_weights else x
 
 
-class GPT(nn.Module):
+class GPT(LanguageModel):
     """A GPT-2 style language model (Radford et al. 2019).
 
     token ids ``(B, T)`` -> token embeddings ``wte`` + position embeddings -> dropout ->
@@ -197,10 +189,15 @@ class GPT(nn.Module):
       the projections that write into the residual stream (``c_proj``) normal with std
       ``0.02 / sqrt(2 * n_layer)`` so the stream's variance does not grow with depth.
       The caller seeds with ``torch.manual_seed`` for a reproducible init.
+
+    Raises:
+        TypeError: if ``config`` is not a GPTConfig.
     """
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
+        if not isinstance(config, GPTConfig):
+            raise TypeError(f"config must be a GPTConfig, got {type(config).__name__}")
         self.config = config
         layers: dict[str, nn.Module] = dict(wte=nn.Embedding(config.vocab_size, config.n_embd))
         if config.pos_encoding == "learned":
@@ -234,21 +231,8 @@ class GPT(nn.Module):
     # -- forward -------------------------------------------------------------------
 
     def _embed(self, idx: Tensor) -> Tensor:
-        """Check ``idx`` ``(B, T)`` and return token + position embeddings ``(B, T, C)``."""
-        if not isinstance(idx, Tensor):
-            raise TypeError(f"idx must be a torch.Tensor of token ids, got {type(idx).__name__}")
-        if idx.dtype not in (torch.int64, torch.int32):
-            raise TypeError(f"idx must hold integer token ids (int64), got dtype {idx.dtype}")
-        if idx.dim() != 2:
-            raise ValueError(f"idx must have shape (B, T), got {tuple(idx.shape)}")
+        """Token + position embeddings ``(B, T, C)`` of checked ids ``idx`` ``(B, T)``."""
         T = idx.shape[1]
-        if T > self.config.block_size:
-            raise ValueError(f"sequence length T={T} exceeds block_size={self.config.block_size}")
-        if idx.numel() and (idx.min() < 0 or idx.max() >= self.config.vocab_size):
-            raise ValueError(
-                f"token ids must be in [0, {self.config.vocab_size}), got min {idx.min()}, max {idx.max()}"
-            )
-
         tok = self.transformer.wte(idx)  # (B, T, C)
         if self.config.pos_encoding == "learned":
             pos = self.transformer.wpe(torch.arange(T, device=idx.device))  # (T, C)
@@ -270,24 +254,18 @@ class GPT(nn.Module):
             tensor; NaN if every target is ignored), or None without targets.
 
         Raises:
-            TypeError: ``idx`` is not an integer tensor.
-            ValueError: ``idx`` is not 2-D, ``T > block_size``, a token id is out of
-                ``[0, vocab_size)``, or ``targets`` has another shape than ``idx``.
+            TypeError, ValueError: as :meth:`~llmscratch.lm.LanguageModel.check_inputs`
+                (``idx`` not 2-D int64, ``T > block_size``, an id outside
+                ``[0, vocab_size)``, ``targets`` of another shape than ``idx``).
         """
+        self.check_inputs(idx, targets)
         x = self._embed(idx)  # (B, T, C)
         for block in self.transformer.h:
             x = block(x)  # (B, T, C)
         x = self.transformer.ln_f(x)  # (B, T, C)
         logits = self.lm_head(x)  # (B, T, V)
 
-        loss = None
-        if targets is not None:
-            if targets.shape != idx.shape:
-                raise ValueError(
-                    f"targets must have the shape of idx {tuple(idx.shape)}, got {tuple(targets.shape)}"
-                )
-            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-100)
-        return logits, loss
+        return logits, self.loss_from_logits(logits, targets)
 
     def attention_maps(self, idx: Tensor) -> list[Tensor]:
         """The attention weights of every layer, for heatmaps.
@@ -296,6 +274,7 @@ class GPT(nn.Module):
         is how much query i of head h attends to key j (each row sums to 1, zero for j > i).
         Runs under the caller's grad mode; wrap in ``torch.no_grad()`` to inspect.
         """
+        self.check_inputs(idx)
         x = self._embed(idx)
         maps = []
         for block in self.transformer.h:
@@ -310,6 +289,7 @@ class GPT(nn.Module):
         first block (embeddings), entry l the output of block l (before ``ln_f``), so
         ``lm_head(ln_f(stream[-1]))`` gives the logits.
         """
+        self.check_inputs(idx)
         x = self._embed(idx)
         stream = [x]
         for block in self.transformer.h:
@@ -319,26 +299,13 @@ class GPT(nn.Module):
 
     # -- parameter counts ----------------------------------------------------------
 
-    def num_parameters(self, exclude_embeddings: bool = False) -> int:
-        """Number of parameters (a tied matrix counted once).
-
-        With ``exclude_embeddings=True``, leaves out the token and position embedding
-        tables as Kaplan et al. 2020 do for scaling laws (with tied weights this also
-        leaves out ``lm_head``, which is the same matrix). GPT-2 small: 124,439,808 in
-        all, 85,056,000 without embeddings.
-        """
-        breakdown = self.parameter_breakdown()
-        total = sum(breakdown.values())
-        if exclude_embeddings:
-            total -= breakdown["token_embedding"] + breakdown["position_embedding"]
-        return total
-
     def parameter_breakdown(self) -> dict[str, int]:
         """Parameter count per part of the model, computed from its tensors.
 
         Keys: ``token_embedding``, ``position_embedding`` (0 for sinusoidal), ``attention``,
         ``mlp``, ``layernorm`` (all blocks plus ``ln_f``), ``lm_head`` (0 when tied to the
-        token embedding). The values add up to `num_parameters`.
+        token embedding). The values add up to ``num_parameters()`` (GPT-2 small:
+        124,439,808 in all, 85,056,000 without the embeddings).
         """
         parts = dict.fromkeys(
             ("token_embedding", "position_embedding", "attention", "mlp", "layernorm", "lm_head"), 0

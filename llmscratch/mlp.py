@@ -19,8 +19,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from .lm import LanguageModel
+from .validate import check_choice, check_float, check_positive_int
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU}
 
@@ -38,6 +40,7 @@ class MLPConfig:
         dropout: probability of zeroing a hidden unit during training, in [0, 1).
 
     Raises:
+        TypeError: for a size that is not an int or a dropout that is not a number.
         ValueError: for a non-positive size, an unknown activation or a dropout outside [0, 1).
     """
 
@@ -50,31 +53,33 @@ class MLPConfig:
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_embd", "n_hidden"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-            if value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+            check_positive_int(name, getattr(self, name))
+        check_choice("activation", self.activation, sorted(ACTIVATIONS))
+        check_float("dropout", self.dropout, minimum=0.0, maximum=1.0, max_inclusive=False)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-class MLPLanguageModel(nn.Module):
+class MLPLanguageModel(LanguageModel):
     """Embedding, one hidden layer, softmax over the next token (Bengio et al., 2003).
+
+    A window model in the sense of :mod:`llmscratch.lm`: it reads exactly
+    ``block_size`` tokens, and the sampler left-pads shorter prompts.
 
     Args:
         config: an :class:`MLPConfig`.
+
+    Raises:
+        TypeError: if ``config`` is not an MLPConfig.
     """
 
-    fixed_context = True  # reads exactly block_size tokens; the sampler left-pads prompts
+    fixed_context = True
 
     def __init__(self, config: MLPConfig) -> None:
         super().__init__()
+        if not isinstance(config, MLPConfig):
+            raise TypeError(f"config must be an MLPConfig, got {type(config).__name__}")
         self.config = config
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
         self.hidden = nn.Linear(config.block_size * config.n_embd, config.n_hidden)
@@ -98,18 +103,12 @@ class MLPLanguageModel(nn.Module):
             token (None without targets).
 
         Raises:
-            TypeError: if ``idx`` is not an integer tensor.
-            ValueError: if ``idx`` is not ``(B, block_size)``.
+            TypeError, ValueError: as :meth:`~llmscratch.lm.LanguageModel.check_inputs`
+                (``idx`` must be ``(B, block_size)`` int64 ids in ``[0, V)``).
         """
-        if idx.dtype not in (torch.int64, torch.int32):
-            raise TypeError(f"idx must hold integer token ids, got dtype {idx.dtype}")
-        if idx.ndim != 2 or idx.shape[1] != self.config.block_size:
-            raise ValueError(
-                f"idx must have shape (B, block_size={self.config.block_size}), got {tuple(idx.shape)}"
-            )
+        self.check_inputs(idx, targets)
         emb = self.wte(idx)  # (B, T, C)
         x = emb.flatten(1)  # (B, T*C): the window's embeddings side by side
         h = self.drop(self.act(self.hidden(x)))  # (B, H)
         logits = self.lm_head(h)  # (B, V)
-        loss = None if targets is None else F.cross_entropy(logits, targets)
-        return logits, loss
+        return logits, self.loss_from_logits(logits, targets)

@@ -14,14 +14,16 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .lm import LanguageModel
+from .validate import check_float, check_int, check_token_ids
+
 
 def _check_filters(temperature: float, top_k: int | None, top_p: float | None) -> None:
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature} (use greedy=True for argmax)")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-        raise ValueError(f"top_k must be an int >= 1 or None, got {top_k!r}")
-    if top_p is not None and not 0.0 < top_p <= 1.0:
-        raise ValueError(f"top_p must be in (0, 1] or None, got {top_p!r}")
+    check_float("temperature", temperature, minimum=0.0, min_inclusive=False)
+    if top_k is not None:
+        check_int("top_k", top_k, minimum=1)
+    if top_p is not None:
+        check_float("top_p", top_p, minimum=0.0, maximum=1.0, min_inclusive=False)
 
 
 def filter_logits(
@@ -61,20 +63,6 @@ def filter_logits(
     return logits
 
 
-def _context_window(idx: torch.Tensor, block_size: int, fixed: bool, pad_id: int | None):
-    """The last ``block_size`` tokens; left-padded with ``pad_id`` for fixed-window models."""
-    idx = idx[:, -block_size:]
-    if fixed and idx.shape[1] < block_size:
-        if pad_id is None:
-            raise ValueError(
-                f"this model reads exactly block_size={block_size} tokens; the prompt has "
-                f"{idx.shape[1]}: pass pad_id to left-pad it"
-            )
-        pad = torch.full((idx.shape[0], block_size - idx.shape[1]), pad_id, dtype=idx.dtype)
-        idx = torch.cat([pad, idx], dim=1)
-    return idx
-
-
 @torch.no_grad()
 def generate(
     model: torch.nn.Module,
@@ -91,13 +79,12 @@ def generate(
 ) -> torch.Tensor:
     """Extend each row of ``idx`` by up to ``max_new_tokens`` sampled tokens.
 
-    Works with any model of the book: ``model(idx)`` returns logits ``(B, V)`` (a
-    fixed-window model such as the MLP, which reads exactly ``block_size`` tokens and
-    says so with ``model.fixed_context = True``) or ``(B, T, V)`` (the transformer,
-    which reads up to ``block_size``).
+    Works with any model that follows the contract of :mod:`llmscratch.lm`: each step
+    asks it for :meth:`~llmscratch.lm.LanguageModel.next_token_logits` (the context it
+    reads, cropped or left-padded, and the logits after its last token).
 
     Args:
-        model: a language model with ``model.config.block_size``.
+        model: a :class:`~llmscratch.lm.LanguageModel`.
         idx: ``(B, T0)`` int64 prompt ids, ``T0 >= 1``.
         max_new_tokens: number of tokens to add, ``>= 0``.
         temperature, top_k, top_p: see :func:`filter_logits`.
@@ -113,25 +100,27 @@ def generate(
         ``(B, T0 + n)`` int64 ids with ``n <= max_new_tokens``.
 
     Raises:
-        ValueError: for bad filter arguments, an empty prompt or ``max_new_tokens < 0``.
+        TypeError: for a model that is not a LanguageModel, ids that are not int64, or
+            a non-int ``max_new_tokens``.
+        ValueError: for bad filter arguments, an empty prompt, ids outside the
+            vocabulary, ``max_new_tokens < 0``, or a short prompt without ``pad_id`` for
+            a window model.
     """
+    if not isinstance(model, LanguageModel):
+        raise TypeError(f"model must be a llmscratch.lm.LanguageModel, got {type(model).__name__}")
     if not greedy:
         _check_filters(temperature, top_k, top_p)
-    if idx.ndim != 2 or idx.shape[1] < 1:
+    check_token_ids("idx", idx, model.config.vocab_size, ndim=2)
+    if idx.shape[1] < 1:
         raise ValueError(f"idx must have shape (B, T0) with T0 >= 1, got {tuple(idx.shape)}")
-    if max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
-    block_size = model.config.block_size
-    fixed = getattr(model, "fixed_context", False)
-    _context_window(idx, block_size, fixed, pad_id)  # fail early on a short prompt without pad_id
+    check_int("max_new_tokens", max_new_tokens, minimum=0)
+    model.context(idx, pad_id)  # fail early on a short prompt without pad_id
     was_training = model.training
     model.eval()
-    finished = torch.zeros(idx.shape[0], dtype=torch.bool)
+    finished = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
     try:
         for _ in range(max_new_tokens):
-            logits, _ = model(_context_window(idx, block_size, fixed, pad_id))
-            if logits.ndim == 3:
-                logits = logits[:, -1, :]  # (B, V): the prediction after the last token
+            logits = model.next_token_logits(idx, pad_id=pad_id)  # (B, V)
             if greedy:
                 nxt = logits.argmax(dim=-1, keepdim=True)  # (B, 1)
             else:

@@ -4,13 +4,14 @@ Taught in chapter 1 (windows over names, a split by name) and chapter 2 (windows
 one long text, a split by position); chapter 4 reuses :class:`TokenStream` with a
 target at every position.
 
-Two dataset classes share one small interface, which is all the training loop and the
-evaluation in :mod:`llmscratch.train` rely on:
+Both dataset classes follow the dataset protocol of :mod:`llmscratch.train`, which is
+all the training loop and the evaluation rely on:
 
 * ``sample(batch_size, generator) -> (x, y)``: a random minibatch;
 * ``batches(batch_size) -> iterator of (x, y)``: one deterministic pass in which every
   held-out target is predicted exactly once;
-* ``num_targets``: how many targets such a pass predicts.
+* ``len(dataset)``: how many examples (windows) it holds; ``num_targets``: how many
+  targets a pass predicts.
 
 Shapes: ``x`` is ``(B, T)`` token ids with ``T = block_size``; ``y`` is ``(B,)`` when a
 model predicts only the next token after the window (the MLP of chapters 1-2) and
@@ -25,14 +26,8 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
-IGNORE_INDEX = -100  # the default ignore_index of torch.nn.functional.cross_entropy
-
-
-def _check_block_size(block_size: int) -> None:
-    if isinstance(block_size, bool) or not isinstance(block_size, int):
-        raise TypeError(f"block_size must be an int, got {type(block_size).__name__}")
-    if block_size < 1:
-        raise ValueError(f"block_size must be >= 1, got {block_size}")
+from .lm import IGNORE_INDEX
+from .validate import check_positive_int
 
 
 def name_windows(
@@ -58,7 +53,7 @@ def name_windows(
     Raises:
         ValueError: if ``block_size < 1`` or there are no words.
     """
-    _check_block_size(block_size)
+    check_positive_int("block_size", block_size)
     if len(words) == 0:
         raise ValueError("words is empty: there is nothing to build windows from")
     xs, ys = [], []
@@ -174,7 +169,7 @@ class TokenStream:
     """
 
     def __init__(self, ids: torch.Tensor, block_size: int, *, targets: str = "last") -> None:
-        _check_block_size(block_size)
+        check_positive_int("block_size", block_size)
         if targets not in ("last", "all"):
             raise ValueError(f"targets must be 'last' or 'all', got {targets!r}")
         if ids.ndim != 1 or len(ids) <= block_size:
@@ -195,6 +190,10 @@ class TokenStream:
         # "last": tokens block_size .. N-1; "all": tokens 1 .. N-1 (see batches()).
         n = len(self.ids)
         return n - self.block_size if self.targets == "last" else n - 1
+
+    def __len__(self) -> int:
+        """The number of window start positions, ``N - block_size``."""
+        return len(self.ids) - self.block_size
 
     def _windows(self, starts: torch.Tensor):
         T = self.block_size

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 
 import pytest
 import torch
@@ -36,9 +35,13 @@ def random_ids(shape, vocab_size=48, seed=0) -> torch.Tensor:
     "overrides, error, match",
     [
         (dict(n_embd=30, n_head=4), ValueError, "n_embd=30 must be divisible by n_head=4"),
-        (dict(vocab_size=0), ValueError, "vocab_size must be a positive integer"),
-        (dict(n_layer=-1), ValueError, "n_layer must be a positive integer"),
+        (dict(vocab_size=0), ValueError, "vocab_size must be >= 1, got 0"),
+        (dict(n_layer=-1), ValueError, "n_layer must be >= 1, got -1"),
         (dict(block_size=16.0), TypeError, "block_size must be an int"),
+        (dict(n_head=True), TypeError, "n_head must be an int"),
+        (dict(dropout=float("nan")), ValueError, "dropout must be a finite number"),
+        (dict(dropout="0.1"), TypeError, "dropout must be a number"),
+        (dict(tie_weights=1), TypeError, "tie_weights must be a bool"),
         (dict(dropout=1.0), ValueError, r"dropout must be in \[0, 1\)"),
         (dict(dropout=-0.1), ValueError, r"dropout must be in \[0, 1\)"),
         (dict(norm_position="middle"), ValueError, "norm_position must be one of"),
@@ -121,7 +124,6 @@ def test_tiny_model_overfits_one_batch():
     model = tiny_model()
     idx, targets = random_ids((4, 16)), random_ids((4, 16), seed=1)
     optimizer = torch.optim.AdamW(param_groups(model, weight_decay=0.0), lr=1e-2)
-    start = time.perf_counter()
     for _ in range(300):
         _, loss = model(idx, targets)
         optimizer.zero_grad()
@@ -130,7 +132,6 @@ def test_tiny_model_overfits_one_batch():
         if loss.item() < 0.1:
             break
     assert loss.item() < 0.1
-    assert time.perf_counter() - start < 5.0
 
 
 # -- determinism and dropout ------------------------------------------------------------
@@ -157,18 +158,29 @@ def test_eval_is_deterministic_and_dropout_acts_only_in_training():
 
 def test_bad_inputs_raise_clear_errors():
     model = tiny_model()
-    with pytest.raises(ValueError, match="T=17 exceeds block_size=16"):
+    with pytest.raises(ValueError, match=r"idx length T=17 must be in \[1, block_size=16\]"):
         model(random_ids((1, 17)))
-    with pytest.raises(TypeError, match="integer token ids"):
+    with pytest.raises(ValueError, match=r"idx length T=0"):
+        model(torch.zeros(1, 0, dtype=torch.long))
+    with pytest.raises(TypeError, match="int64 token ids"):
         model(torch.zeros(1, 4))
     with pytest.raises(TypeError, match="torch.Tensor"):
         model([[1, 2, 3]])
-    with pytest.raises(ValueError, match=r"shape \(B, T\)"):
+    with pytest.raises(ValueError, match="idx must have 2 dimensions"):
         model(torch.zeros(4, dtype=torch.long))
-    with pytest.raises(ValueError, match=r"token ids must be in \[0, 48\)"):
+    with pytest.raises(ValueError, match=r"idx must hold ids in \[0, 48\)"):
         model(torch.tensor([[1, 48]]))
-    with pytest.raises(ValueError, match="targets must have the shape"):
+    with pytest.raises(ValueError, match=r"targets must have shape \(2, 4\)"):
         model(random_ids((2, 4)), random_ids((2, 5)))
+    with pytest.raises(ValueError, match=r"targets must hold ids in \[0, 48\) or -100"):
+        model(random_ids((1, 4)), torch.tensor([[0, 1, 2, 48]]))
+    with pytest.raises(TypeError, match="GPTConfig"):
+        GPT(tiny_config().to_dict())
+    # the attention and residual-stream views check their input the same way
+    with pytest.raises(TypeError, match="int64"):
+        model.attention_maps(torch.zeros(1, 4))
+    with pytest.raises(ValueError, match="T=17"):
+        model.residual_stream(random_ids((1, 17)))
 
 
 # -- structure, init, inspection --------------------------------------------------------
@@ -278,6 +290,7 @@ def test_param_groups_cover_every_parameter_once():
     assert all(p.dim() >= 2 for p in decay["params"])
     for p in no_decay["params"]:
         assert names[id(p)].endswith("bias") or ".ln_" in names[id(p)]
-    torch.optim.AdamW([decay, no_decay], lr=1e-3)  # accepted by the optimiser as is
-    with pytest.raises(ValueError, match="weight_decay must be >= 0"):
+    with pytest.raises(ValueError, match="weight_decay must be in"):
         param_groups(model, -0.1)
+    with pytest.raises(TypeError, match="weight_decay must be a number"):
+        param_groups(model, None)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from llmscratch.bigram import BigramLM
+from llmscratch.bigram import BigramConfig, BigramLM
 from llmscratch.data import load_indian_names
 from llmscratch.mlp import MLPConfig, MLPLanguageModel
 from llmscratch.vocab import CharVocab
@@ -54,7 +55,7 @@ def bigram_pairs(names, vocab) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _fitted_bigram(bigram_pairs, vocab, alpha):
-    return BigramLM(vocab.vocab_size, alpha=alpha).fit(*bigram_pairs)
+    return BigramLM(BigramConfig(vocab.vocab_size, alpha=alpha)).fit(*bigram_pairs)
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.5, 1.0])
@@ -95,33 +96,72 @@ def test_bigram_forward_shapes_and_loss_is_mean_nll(bigram_pairs, naive_counts, 
     counts = naive_counts
     V = vocab.vocab_size
     g = torch.Generator().manual_seed(0)
-    idx = torch.randint(V, (64, 3), generator=g)
+    idx = torch.randint(V, (64, 1), generator=g)  # a window of one token (block_size 1)
     targets = torch.randint(V, (64,), generator=g)
     logits, loss = model(idx, targets)
     assert logits.shape == (64, V)
-    # only the last token of the context matters
-    other = idx.clone()
-    other[:, :-1] = (other[:, :-1] + 1) % V
-    torch.testing.assert_close(model(other)[0], logits)
     assert model(idx)[1] is None
     manual = 0.0
-    for prev, nxt in zip(idx[:, -1].tolist(), targets.tolist()):
+    for prev, nxt in zip(idx[:, 0].tolist(), targets.tolist()):
         manual -= math.log((counts[prev][nxt] + 1) / (sum(counts[prev]) + V))
     manual /= len(targets)
     assert loss.item() == pytest.approx(manual, rel=1e-5)
+    # The sampler reads it through the contract: a longer prompt is cropped to its last token.
+    longer = torch.cat([torch.randint(V, (64, 4), generator=g), idx], dim=1)
+    torch.testing.assert_close(model.next_token_logits(longer), logits)
 
 
 def test_bigram_refit_replaces_counts():
-    model = BigramLM(3, alpha=0.0)
+    model = BigramLM(BigramConfig(3, alpha=0.0))
     model.fit(torch.tensor([0, 0]), torch.tensor([1, 2]))
     model.fit(torch.tensor([1]), torch.tensor([2]))
     assert model.counts.tolist() == [[0, 0, 0], [0, 0, 1], [0, 0, 0]]
 
 
-@pytest.mark.parametrize("kwargs, match", [({"vocab_size": 0}, "vocab_size"), ({"vocab_size": 3, "alpha": -1.0}, "alpha")])
-def test_bigram_validation(kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        BigramLM(**kwargs)
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"vocab_size": 0}, ValueError, "vocab_size"),
+        ({"vocab_size": 3.0}, TypeError, "vocab_size"),
+        ({"vocab_size": True}, TypeError, "vocab_size"),
+        ({"vocab_size": 3, "alpha": -1.0}, ValueError, "alpha"),
+        ({"vocab_size": 3, "alpha": float("nan")}, ValueError, "alpha"),
+        ({"vocab_size": 3, "alpha": float("inf")}, ValueError, "alpha"),
+        ({"vocab_size": 3, "alpha": "1"}, TypeError, "alpha"),
+        ({"vocab_size": 3, "block_size": 2}, ValueError, "block_size"),
+    ],
+)
+def test_bigram_config_validation(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        BigramConfig(**kwargs)
+
+
+def test_bigram_config_is_frozen_and_required():
+    config = BigramConfig(5)
+    assert config.to_dict() == {"vocab_size": 5, "alpha": 1.0, "block_size": 1}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.alpha = 0.0  # type: ignore[misc]
+    with pytest.raises(TypeError, match="BigramConfig"):
+        BigramLM(5)
+
+
+@pytest.mark.parametrize(
+    "prev, nxt, error, match",
+    [
+        (torch.tensor([0.0, 1.0]), torch.tensor([1, 2]), TypeError, "prev"),
+        (torch.tensor([0, 1]), torch.tensor([1, 2], dtype=torch.int32), TypeError, "nxt"),
+        ([0, 1], torch.tensor([1, 2]), TypeError, "prev"),
+        (torch.tensor([0, 3]), torch.tensor([1, 2]), ValueError, "prev"),
+        (torch.tensor([0, 1]), torch.tensor([1, -1]), ValueError, "nxt"),
+        (torch.tensor([[0, 1]]), torch.tensor([[1, 2]]), ValueError, "prev"),
+        (torch.tensor([0, 1]), torch.tensor([1]), ValueError, "shape"),
+    ],
+)
+def test_bigram_fit_validation(prev, nxt, error, match):
+    model = BigramLM(BigramConfig(3))
+    with pytest.raises(error, match=match):
+        model.fit(prev, nxt)
+    assert model.counts.sum() == 0  # a refused fit changes nothing
 
 
 # -- MLPLanguageModel ---------------------------------------------------------------
@@ -187,8 +227,9 @@ def test_mlp_shapes(activation, B):
     logits, loss = model(torch.zeros(B, 2, dtype=torch.long), torch.zeros(B, dtype=torch.long))
     assert logits.shape == (B, 9)
     assert loss.shape == ()
-    # int32 ids are accepted too
-    assert model(torch.zeros(B, 2, dtype=torch.int32))[0].shape == (B, 9)
+    # int32 ids are refused, as by every model of the package (llmscratch.lm)
+    with pytest.raises(TypeError, match="int64"):
+        model(torch.zeros(B, 2, dtype=torch.int32))
 
 
 def test_mlp_dropout_only_in_training():
@@ -201,17 +242,26 @@ def test_mlp_dropout_only_in_training():
     assert not torch.allclose(model(idx)[0], model(idx)[0])
 
 
-@pytest.mark.parametrize("shape", [(4, 2), (4, 4), (3,), (2, 3, 1)])
+@pytest.mark.parametrize("shape", [(4, 2), (4, 4)])
 def test_mlp_rejects_wrong_context_length(shape):
     model = MLPLanguageModel(MLPConfig(vocab_size=9, block_size=3))
     with pytest.raises(ValueError, match=r"shape \(B, block_size=3\)"):
         model(torch.zeros(shape, dtype=torch.long))
 
 
+@pytest.mark.parametrize("shape", [(3,), (2, 3, 1)])
+def test_mlp_rejects_wrong_rank(shape):
+    model = MLPLanguageModel(MLPConfig(vocab_size=9, block_size=3))
+    with pytest.raises(ValueError, match="idx must have 2 dimensions"):
+        model(torch.zeros(shape, dtype=torch.long))
+
+
 def test_mlp_rejects_float_idx():
     model = MLPLanguageModel(MLPConfig(vocab_size=9, block_size=3))
-    with pytest.raises(TypeError, match="integer token ids"):
+    with pytest.raises(TypeError, match="int64 token ids"):
         model(torch.zeros(2, 3))
+    with pytest.raises(TypeError, match="MLPConfig"):
+        MLPLanguageModel({"vocab_size": 9})
 
 
 @pytest.mark.parametrize(
@@ -227,6 +277,9 @@ def test_mlp_rejects_float_idx():
         ("activation", "sigmoid", ValueError),
         ("dropout", 1.0, ValueError),
         ("dropout", -0.1, ValueError),
+        ("dropout", float("nan"), ValueError),
+        ("dropout", True, TypeError),
+        ("vocab_size", 27.0, TypeError),
     ],
 )
 def test_mlp_config_validation(field, value, error):

@@ -14,6 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from llmscratch.bigram import BigramConfig, BigramLM
+from llmscratch.gpt import GPT, GPTConfig
+from llmscratch.lm import LanguageModel
 from llmscratch.mlp import MLPConfig, MLPLanguageModel
 from llmscratch.sampling import filter_logits, generate
 
@@ -129,21 +132,34 @@ def test_filters_compose():
         ({"top_p": -0.2}, "top_p"),
         ({"top_k": 0}, "top_k"),
         ({"top_k": -3}, "top_k"),
-        ({"top_k": 2.5}, "top_k"),
+        ({"top_p": float("nan")}, "top_p"),
+        ({"temperature": float("inf")}, "temperature"),
     ],
 )
-def test_filter_rejects_bad_arguments(kwargs, name):
+def test_filter_rejects_bad_values(kwargs, name):
     with pytest.raises(ValueError, match=name):
         filter_logits(_random_logits(), **kwargs)
     with pytest.raises(ValueError, match=name):
         generate(UniformModel(), torch.zeros(1, 1, dtype=torch.long), 3, **kwargs)
 
 
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [({"top_k": 2.5}, "top_k"), ({"top_k": True}, "top_k"), ({"top_p": "0.9"}, "top_p"),
+     ({"temperature": None}, "temperature")],
+)
+def test_filter_rejects_bad_types(kwargs, name):
+    with pytest.raises(TypeError, match=name):
+        filter_logits(_random_logits(), **kwargs)
+    with pytest.raises(TypeError, match=name):
+        generate(UniformModel(), torch.zeros(1, 1, dtype=torch.long), 3, **kwargs)
+
+
 # -- generate -------------------------------------------------------------------------
 
 
-class UniformModel(nn.Module):
-    """Uniform logits over ``vocab_size`` tokens; a transformer-style ``(B, T, V)`` output."""
+class UniformModel(LanguageModel):
+    """Uniform logits over ``vocab_size`` tokens; a sequence model's ``(B, T, V)`` output."""
 
     def __init__(self, vocab_size: int = 10, block_size: int = 8) -> None:
         super().__init__()
@@ -155,7 +171,7 @@ class UniformModel(nn.Module):
         return torch.zeros(idx.shape[0], idx.shape[1], self.config.vocab_size), None
 
 
-class CountingModel(nn.Module):
+class CountingModel(LanguageModel):
     """A fixed-window model whose argmax is ``(last token + 1) mod vocab_size``."""
 
     fixed_context = True
@@ -283,5 +299,93 @@ def test_generate_rejects_bad_arguments():
         generate(model, torch.zeros(2, 0, dtype=torch.long), 3)
     with pytest.raises(ValueError, match="idx"):
         generate(model, torch.zeros(3, dtype=torch.long), 3)
+    with pytest.raises(ValueError, match="idx"):
+        generate(model, torch.tensor([[0, 10]]), 3)  # id == vocab_size
+    with pytest.raises(TypeError, match="idx"):
+        generate(model, torch.zeros(1, 1), 3)
+    with pytest.raises(TypeError, match="idx"):
+        generate(model, [[0]], 3)
     with pytest.raises(ValueError, match="max_new_tokens"):
         generate(model, torch.zeros(1, 1, dtype=torch.long), -1)
+    with pytest.raises(TypeError, match="max_new_tokens"):
+        generate(model, torch.zeros(1, 1, dtype=torch.long), 2.0)
+    assert model.calls == []  # every check comes before the first forward pass
+
+
+def test_generate_requires_a_language_model():
+    class Plain(nn.Module):
+        config = SimpleNamespace(vocab_size=10, block_size=8)
+
+        def forward(self, idx, targets=None):
+            return torch.zeros(idx.shape[0], idx.shape[1], 10), None
+
+    with pytest.raises(TypeError, match="LanguageModel"):
+        generate(Plain(), torch.zeros(1, 1, dtype=torch.long), 3)
+
+
+# -- the same sampler on the three models of the book ---------------------------------
+
+
+def _book_models() -> dict[str, LanguageModel]:
+    g = torch.Generator().manual_seed(0)
+    prev = torch.cat([torch.arange(12).repeat(20), torch.randint(12, (300,), generator=g)])
+    nxt = torch.cat([((torch.arange(12) * 5 + 1) % 12).repeat(20), torch.randint(12, (300,), generator=g)])
+    bigram = BigramLM(BigramConfig(12, alpha=0.1)).fit(prev, nxt)  # mostly x -> 5x + 1 mod 12
+    torch.manual_seed(0)
+    mlp = MLPLanguageModel(MLPConfig(vocab_size=12, block_size=3, n_embd=4, n_hidden=16))
+    gpt = GPT(GPTConfig(vocab_size=12, block_size=5, n_layer=1, n_head=2, n_embd=8, tie_weights=False))
+    for m in (mlp, gpt):  # make the logits far from uniform so greedy paths are non-trivial
+        with torch.no_grad():
+            m.lm_head.weight.mul_(200.0)
+    return {"bigram": bigram, "mlp": mlp, "gpt": gpt}
+
+
+def _manual_greedy(model, prompt: torch.Tensor, n: int, pad_id: int) -> torch.Tensor:
+    """Greedy decoding written out with the model's forward only, per model kind."""
+    T = model.config.block_size
+    seq = prompt.clone()
+    for _ in range(n):
+        ctx = seq[:, -T:]
+        if isinstance(model, (BigramLM, MLPLanguageModel)):  # window models: exactly T tokens
+            pad = torch.full((seq.shape[0], T - ctx.shape[1]), pad_id, dtype=torch.long)
+            logits, _ = model(torch.cat([pad, ctx], dim=1))  # (B, V)
+        else:
+            logits, _ = model(ctx)
+            logits = logits[:, -1]  # (B, V)
+        seq = torch.cat([seq, logits.argmax(-1, keepdim=True)], dim=1)
+    return seq
+
+
+@pytest.mark.parametrize("name", ["bigram", "mlp", "gpt"])
+def test_generate_works_unchanged_on_every_model(name):
+    model = _book_models()[name].train()
+    prompt = torch.tensor([[3], [7]])  # shorter than the MLP's window: left-padded with pad_id
+    greedy = generate(model, prompt, 9, greedy=True, pad_id=0)
+    assert model.training  # restored after sampling in eval mode
+    model.eval()
+    assert torch.equal(greedy, _manual_greedy(model, prompt, 9, pad_id=0))
+    assert len(set(greedy[0, 1:].tolist())) > 1  # a non-trivial path
+    sampled = generate(model, prompt, 9, pad_id=0, top_k=3, generator=torch.Generator().manual_seed(1))
+    again = generate(model, prompt, 9, pad_id=0, top_k=3, generator=torch.Generator().manual_seed(1))
+    assert sampled.shape == (2, 10) and torch.equal(sampled, again)
+    assert torch.equal(sampled[:, :1], prompt) and ((sampled >= 0) & (sampled < 12)).all()
+    # a prompt longer than every model's context is cropped to its last block_size tokens
+    long_prompt = torch.arange(8)[None]
+    assert torch.equal(generate(model, long_prompt, 3, greedy=True, pad_id=0),
+                       _manual_greedy(model, long_prompt, 3, pad_id=0))
+
+
+@pytest.mark.parametrize("name", ["bigram", "mlp", "gpt"])
+def test_sampled_tokens_follow_the_models_distribution(name):
+    """One step, many rows: token frequencies match softmax(next_token_logits)."""
+    model = _book_models()[name].eval()
+    with torch.no_grad():
+        for m in model.modules():  # a flatter distribution so several tokens get drawn
+            if isinstance(m, nn.Linear) and m.out_features == 12:
+                m.weight.div_(200.0)
+    prompt = torch.full((4000, 1), 5)
+    out = generate(model, prompt, 1, pad_id=0, generator=torch.Generator().manual_seed(0))[:, -1]
+    freq = torch.bincount(out, minlength=12).double() / len(out)
+    with torch.no_grad():
+        probs = model.next_token_logits(prompt[:1], pad_id=0).softmax(-1)[0].double()
+    assert (freq - probs).abs().max() < 0.03

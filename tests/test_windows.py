@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from llmscratch.data import load_indian_names
+from llmscratch.lm import IGNORE_INDEX
 from llmscratch.vocab import CharVocab
 from llmscratch.windows import (
-    IGNORE_INDEX,
     TokenStream,
     WindowDataset,
     name_windows,
@@ -225,6 +225,15 @@ def test_token_stream_batches_visit_every_target_once(T, batch_size):
         seen = _targets_seen(every, batch_size)
         assert sorted(seen) == list(range(1, n)), n
         assert every.num_targets == len(seen)
+
+
+@pytest.mark.parametrize("targets", ["last", "all"])
+def test_token_stream_len_is_the_number_of_window_starts(targets):
+    """len(stream) windows, one per start 0 .. N - T - 1: sample() draws every one and no other."""
+    stream = TokenStream(torch.arange(12), 4, targets=targets)
+    assert len(stream) == 12 - 4
+    x, _ = stream.sample(2000, torch.Generator().manual_seed(0))
+    assert set(x[:, 0].tolist()) == set(range(len(stream)))
 
 
 def test_token_stream_all_batches_pair_inputs_with_next_tokens():
