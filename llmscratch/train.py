@@ -1,12 +1,24 @@
-"""One training loop and one evaluation for every model in the book.
+"""The one training loop of the book, and the evaluation that goes with it.
 
 Taught in chapter 1 (minibatch AdamW on the MLP) and extended in chapter 4 with what
 real pretraining uses: linear warm-up then cosine decay of the learning rate, weight
-decay on matrices only, gradient clipping and periodic held-out evaluation.
+decay on matrices only, gradient clipping and periodic held-out evaluation. Every
+later chapter trains through it; what changes is the *objective*:
 
-The loop relies only on the interface shared by all models,
-``model(idx, targets) -> (logits, loss)``, and on the dataset interface of
-:mod:`llmscratch.windows` (``sample``, ``batches``, ``num_targets``).
+* an **objective** is a function ``objective(model, batch) -> (loss, metrics)``: ``loss``
+  a 0-d tensor to minimise, ``metrics`` a dict of floats, means over the batch, that
+  must include ``"count"`` (how many items the means are over: targets, pairs,
+  messages) and may include ``"tokens"`` (tokens processed, for throughput). The
+  next-token loss of chapters 1-5 is :func:`llmscratch.objectives.next_token_loss`;
+  DPO's is :class:`llmscratch.dpo.DPOObjective`.
+* a **dataset** has ``sample(batch_size, generator)`` (a random minibatch, the batch
+  format its objective reads), ``batches(batch_size)`` (one deterministic pass) and
+  ``len()``: :mod:`llmscratch.windows`, :class:`llmscratch.sft.SFTDataset`,
+  :class:`llmscratch.dpo.PreferenceDataset`.
+
+The loop owns everything else: seeding, the thread count, the optimiser and its
+parameter groups, the schedule, clipping, evaluation and progress. No other module
+of the package calls ``optimizer.step()``.
 """
 
 from __future__ import annotations
@@ -14,15 +26,31 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Protocol
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .windows import IGNORE_INDEX
+from .objectives import next_token_loss
+from .validate import check_bool, check_choice, check_float, check_int, check_positive_int
 
 PROGRESS_ENV = "LLMSCRATCH_PROGRESS"  # set to 0 to hide progress bars (the book build does)
+COUNT, TOKENS = "count", "tokens"  # bookkeeping keys of an objective's metrics
+
+Objective = Callable[[torch.nn.Module, Any], tuple[torch.Tensor, dict[str, float]]]
+
+
+class Dataset(Protocol):
+    """What the loop needs of a dataset (see the module docstring)."""
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> Any: ...
+
+    def batches(self, batch_size: int) -> Iterator[Any]: ...
+
+    def __len__(self) -> int: ...
 
 
 def show_progress(progress: bool | None = None) -> bool:
@@ -38,22 +66,27 @@ class TrainConfig:
 
     Attributes:
         max_steps: number of optimiser steps.
-        batch_size: examples per minibatch (``B``).
+        batch_size: examples per minibatch (``B``): windows, sequences or pairs.
         lr: peak learning rate of AdamW.
         min_lr: learning rate at the end of the cosine decay (default ``lr / 10``).
         warmup_steps: steps of linear warm-up from 0 to ``lr``.
         schedule: ``"cosine"`` (warm-up, then cosine decay to ``min_lr``) or ``"constant"``.
         weight_decay: decoupled weight decay (Loshchilov & Hutter, 2019), applied only
             to parameters with two or more dimensions (weight matrices, embeddings).
-        betas: AdamW's moment decay rates.
+        betas: AdamW's moment decay rates, each in ``[0, 1)``.
         grad_clip: clip the global gradient norm to this value (None: no clipping).
-        eval_interval: estimate train and held-out loss every this many steps.
-        eval_batches: minibatches per estimate (the final evaluation uses all held-out data).
-        seed: seeds the minibatch sampling and dropout.
+        eval_interval: evaluate every this many steps (and at step 0 and the last step).
+        eval_batches: random minibatches of ``batch_size`` per estimate; None scores the
+            whole held-out set in one deterministic pass instead.
+        eval_train: also estimate the objective on the training set at each evaluation.
+        eval_batch_size: minibatch size of deterministic passes (the final evaluation).
+        seed: seeds the minibatch sampling and torch's global generator (dropout).
+        num_threads: torch's thread count during the run (None: leave it as it is).
 
     Raises:
-        ValueError: for a non-positive step count, batch size, learning rate or interval,
-            a negative warm-up or weight decay, or an unknown schedule.
+        TypeError: for a field of the wrong type (``batch_size=2.5``, ``lr="1e-3"``).
+        ValueError: for a value out of range (non-positive counts, a non-finite or
+            non-positive learning rate, ``betas`` outside ``[0, 1)``, an unknown schedule).
     """
 
     max_steps: int = 1000
@@ -66,27 +99,33 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     grad_clip: float | None = None
     eval_interval: int = 100
-    eval_batches: int = 20
+    eval_batches: int | None = 20
+    eval_train: bool = True
+    eval_batch_size: int = 512
     seed: int = 0
+    num_threads: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("max_steps", "batch_size", "eval_interval", "eval_batches"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.min_lr is None:
-            self.min_lr = self.lr / 10
-        if not 0 <= self.min_lr <= self.lr:
-            raise ValueError(f"min_lr must be in [0, lr={self.lr}], got {self.min_lr}")
-        if not 0 <= self.warmup_steps < self.max_steps:
-            raise ValueError(f"warmup_steps must be in [0, max_steps), got {self.warmup_steps}")
-        if self.schedule not in ("cosine", "constant"):
-            raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ValueError(f"grad_clip must be > 0 or None, got {self.grad_clip}")
+        for name in ("max_steps", "batch_size", "eval_interval", "eval_batch_size"):
+            check_positive_int(name, getattr(self, name))
+        if self.eval_batches is not None:
+            check_positive_int("eval_batches", self.eval_batches)
+        if self.num_threads is not None:
+            check_positive_int("num_threads", self.num_threads)
+        check_int("seed", self.seed, minimum=0)
+        self.lr = check_float("lr", self.lr, minimum=0.0, min_inclusive=False)
+        self.min_lr = self.lr / 10 if self.min_lr is None else check_float(
+            "min_lr", self.min_lr, minimum=0.0, maximum=self.lr)
+        check_int("warmup_steps", self.warmup_steps, minimum=0, maximum=self.max_steps - 1)
+        check_choice("schedule", self.schedule, ("cosine", "constant"))
+        self.weight_decay = check_float("weight_decay", self.weight_decay, minimum=0.0)
+        if not isinstance(self.betas, (tuple, list)) or len(self.betas) != 2:
+            raise TypeError(f"betas must be a pair of numbers, got {self.betas!r}")
+        self.betas = tuple(check_float(f"betas[{i}]", b, minimum=0.0, maximum=1.0, max_inclusive=False)
+                           for i, b in enumerate(self.betas))
+        if self.grad_clip is not None:
+            self.grad_clip = check_float("grad_clip", self.grad_clip, minimum=0.0, min_inclusive=False)
+        check_bool("eval_train", self.eval_train)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -114,13 +153,13 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     """AdamW parameter groups: decay on tensors with ``ndim >= 2``, none on biases and norms.
 
     Weight matrices and embeddings are decayed; biases and LayerNorm gains and shifts are
-    not, as in GPT-2 and nanoGPT. A tied matrix appears once.
+    not, as in GPT-2 and nanoGPT. Only trainable parameters (``requires_grad``) are
+    included, so a frozen part of the model is never touched; a tied matrix appears once.
 
     Raises:
-        ValueError: if ``weight_decay`` is negative.
+        TypeError, ValueError: if ``weight_decay`` is not a finite number >= 0.
     """
-    if weight_decay < 0:
-        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    check_float("weight_decay", weight_decay, minimum=0.0)
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]
@@ -130,130 +169,212 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
-def _nll_sum(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, int]:
-    logits, _ = model(x)
-    total = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum")
-    return total.item(), int((y != IGNORE_INDEX).sum())
+def _mean_metrics(model: torch.nn.Module, objective: Objective, batches: Iterable[Any]) -> dict[str, float]:
+    """Count-weighted means of the loss and metrics of ``objective`` over ``batches``."""
+    sums: dict[str, float] = {}
+    total = 0
+    for batch in batches:
+        loss, metrics = objective(model, batch)
+        count = metrics[COUNT]
+        if count == 0:
+            continue
+        total += count
+        for key, value in {"loss": loss.item(), **metrics}.items():
+            if key not in (COUNT, TOKENS):
+                sums[key] = sums.get(key, 0.0) + value * count
+    if total == 0:
+        raise ValueError("the dataset has no target to evaluate")
+    return {**{k: v / total for k, v in sums.items()}, COUNT: total}
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, dataset, *, batch_size: int = 512, max_batches: int | None = None) -> float:
-    """Mean negative log-likelihood of ``dataset``'s targets, in nats per token.
+def evaluate(model: torch.nn.Module, dataset: Dataset, objective: Objective = next_token_loss, *,
+             batch_size: int = 512, max_batches: int | None = None) -> dict[str, float]:
+    """The objective's loss and metrics over one deterministic pass of ``dataset``.
 
-    Runs one deterministic pass (``dataset.batches``), every target counted once; with
-    ``max_batches`` only the first batches are used. The model is put in eval mode
-    (no dropout) and restored afterwards.
+    Every item counts once (``dataset.batches``), so for :func:`~llmscratch.objectives.next_token_loss`
+    ``evaluate(model, val)["loss"]`` is the held-out mean negative log-likelihood in nats
+    per token. With ``max_batches`` only the first batches are used. The model is put in
+    eval mode (no dropout) and restored afterwards.
+
+    Returns:
+        ``{"loss": ..., <metrics>, "count": items scored}``, each a count-weighted mean.
 
     Raises:
-        ValueError: if the pass holds no target.
+        ValueError: if the pass holds no target, or ``max_batches < 1``.
     """
+    check_positive_int("batch_size", batch_size)
+    if max_batches is not None:
+        check_positive_int("max_batches", max_batches)
     was_training = model.training
     model.eval()
-    total, count = 0.0, 0
     try:
-        for i, (x, y) in enumerate(dataset.batches(batch_size)):
-            if max_batches is not None and i >= max_batches:
-                break
-            s, n = _nll_sum(model, x, y)
-            total, count = total + s, count + n
+        batches = dataset.batches(batch_size)
+        if max_batches is not None:
+            batches = (b for i, b in zip(range(max_batches), batches))
+        return _mean_metrics(model, objective, batches)
     finally:
         model.train(was_training)
-    if count == 0:
-        raise ValueError("the dataset has no target to evaluate")
-    return total / count
-
-
-@torch.no_grad()
-def _estimate(model, dataset, config: TrainConfig, generator: torch.Generator) -> float:
-    """Loss on ``eval_batches`` random minibatches drawn with a fixed generator."""
-    total, count = 0.0, 0
-    for _ in range(config.eval_batches):
-        s, n = _nll_sum(model, *dataset.sample(config.batch_size, generator))
-        total, count = total + s, count + n
-    return total / count
 
 
 @dataclass
 class TrainResult:
-    """What :func:`train` measured.
+    """What :func:`train` measured, with the same names for every objective.
 
     Attributes:
-        steps: the steps at which losses were estimated.
-        train_loss, val_loss: estimated losses at those steps (nats per token, eval mode).
-        batch_loss: the training minibatch loss at every step (dropout on).
+        steps: the steps at which the model was evaluated (0 is before any update).
+        train, val: at those steps, each metric of the objective (``"loss"`` first)
+            estimated on the training and held-out data (eval mode): ``val["loss"][i]``
+            is the held-out loss after ``steps[i]`` updates. ``train`` is empty when
+            ``eval_train`` is off.
+        batch: each metric on the training minibatch of every step (train mode).
         lr: the learning rate at every step.
-        final_val_loss: held-out loss over the whole validation set, nats per token.
+        final_val: the objective's metrics over the whole held-out set after training.
         train_seconds: wall-clock time of the optimisation (estimates included).
-        tokens_per_second: target tokens processed per second of training.
+        tokens_per_second: tokens processed per second of training (the objective's
+            ``"tokens"``; 0 if it reports none).
     """
 
     steps: list[int] = field(default_factory=list)
-    train_loss: list[float] = field(default_factory=list)
-    val_loss: list[float] = field(default_factory=list)
-    batch_loss: list[float] = field(default_factory=list)
+    train: dict[str, list[float]] = field(default_factory=dict)
+    val: dict[str, list[float]] = field(default_factory=dict)
+    batch: dict[str, list[float]] = field(default_factory=dict)
     lr: list[float] = field(default_factory=list)
-    final_val_loss: float = float("nan")
+    final_val: dict[str, float] = field(default_factory=dict)
     train_seconds: float = 0.0
     tokens_per_second: float = 0.0
+
+    @property
+    def train_loss(self) -> list[float]:
+        return self.train.get("loss", [])
+
+    @property
+    def val_loss(self) -> list[float]:
+        return self.val["loss"]
+
+    @property
+    def batch_loss(self) -> list[float]:
+        return self.batch["loss"]
+
+    @property
+    def final_val_loss(self) -> float:
+        return self.final_val["loss"]
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainResult":
-        return cls(**d)
+    def from_dict(cls, d: dict) -> TrainResult:
+        """Inverse of :meth:`to_dict`; other keys of ``d`` (a recipe's extra measurements) are ignored."""
+        return cls(**{f.name: d[f.name] for f in fields(cls)})
 
 
-def train(model: torch.nn.Module, train_set, val_set, config: TrainConfig, *, progress: bool | None = None) -> TrainResult:
-    """Minimise the model's cross-entropy on ``train_set`` with AdamW.
+def _append(series: dict[str, list[float]], metrics: dict[str, float]) -> None:
+    for key, value in metrics.items():
+        if key not in (COUNT, TOKENS):
+            series.setdefault(key, []).append(value)
 
-    Every ``eval_interval`` steps (and after the last) the train and held-out losses
-    are estimated on fixed random minibatches; at the end the held-out loss is computed
-    on all of ``val_set``. Seeding: ``config.seed`` seeds the minibatch sampler and
-    torch's global generator (dropout), so the same seed and the same initial weights
-    give the same losses on the same machine.
+
+def train(model: torch.nn.Module, objective: Objective, train_set: Dataset, val_set: Dataset,
+          config: TrainConfig, *, progress: bool | None = None) -> TrainResult:
+    """Minimise ``objective`` over ``train_set`` with AdamW, updating ``model`` in place.
+
+    Each step draws a minibatch (``train_set.sample``), computes the objective, and
+    takes an AdamW step (parameter groups of :func:`param_groups`, learning rate of
+    :func:`learning_rate`, gradient norm clipped to ``grad_clip``). At step 0, every
+    ``eval_interval`` steps and after the last, the objective is estimated in eval mode
+    on held-out data (and on training data, if ``eval_train``): on ``eval_batches``
+    minibatches drawn with a generator seeded ``seed + 1`` afresh each time, or on the
+    whole held-out set if ``eval_batches`` is None. After training the held-out set is
+    scored once more, whole. ``config.seed`` seeds the minibatch sampler and torch's
+    global generator (dropout), so the same seed and the same initial weights give the
+    same losses on the same machine.
 
     Args:
-        model: any model of the book (``model(idx, targets) -> (logits, loss)``).
-        train_set, val_set: datasets from :mod:`llmscratch.windows`.
+        model: the model to train (only parameters with ``requires_grad`` are updated).
+        objective: ``objective(model, batch) -> (loss, metrics)`` (module docstring).
+        train_set, val_set: datasets whose batches ``objective`` reads.
         config: a :class:`TrainConfig`.
         progress: show a tqdm bar (default: see :func:`show_progress`).
 
     Returns:
-        A :class:`TrainResult`.
+        A :class:`TrainResult`; the model is left in eval mode.
+
+    Raises:
+        TypeError: if ``config`` is not a TrainConfig or ``model`` not a torch module.
+        ValueError: if the model has no trainable parameter.
+        FloatingPointError: if the loss becomes NaN or infinite (nothing is returned,
+            so nothing half-trained is cached).
     """
-    torch.manual_seed(config.seed)
-    batch_gen = torch.Generator().manual_seed(config.seed)
-    optimizer = torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.lr, betas=config.betas)
-    result = TrainResult()
-    model.train()
-    tokens = 0
-    start = time.perf_counter()
-    bar = tqdm(range(config.max_steps), disable=not show_progress(progress), desc="train", leave=False)
-    for step in bar:
-        lr = learning_rate(step, config)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        x, y = train_set.sample(config.batch_size, batch_gen)
-        _, loss = model(x, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
-        tokens += y.numel()
-        result.batch_loss.append(loss.item())
-        result.lr.append(lr)
-        if (step + 1) % config.eval_interval == 0 or step + 1 == config.max_steps:
-            model.eval()
-            eval_gen = torch.Generator().manual_seed(config.seed + 1)
-            result.steps.append(step + 1)
-            result.train_loss.append(_estimate(model, train_set, config, eval_gen))
-            result.val_loss.append(_estimate(model, val_set, config, eval_gen))
-            model.train()
-            bar.set_postfix(train=f"{result.train_loss[-1]:.3f}", val=f"{result.val_loss[-1]:.3f}")
-    result.train_seconds = time.perf_counter() - start
-    result.tokens_per_second = tokens / result.train_seconds
-    model.eval()
-    result.final_val_loss = evaluate(model, val_set)
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        raise ValueError("model has no trainable parameter (requires_grad) to optimise")
+    with torch_threads(config.num_threads):
+        torch.manual_seed(config.seed)
+        batch_gen = torch.Generator().manual_seed(config.seed)
+        optimizer = torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.lr, betas=config.betas)
+        result = TrainResult()
+        _evaluate_now(model, objective, train_set, val_set, config, result, step=0)
+        tokens, start = 0, time.perf_counter()
+        bar = tqdm(range(config.max_steps), disable=not show_progress(progress), desc="train", leave=False)
+        for step in bar:
+            lr = learning_rate(step, config)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            loss, metrics = objective(model, train_set.sample(config.batch_size, batch_gen))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
+            optimizer.step()
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                raise FloatingPointError(f"the training loss is {loss_value} at step {step}: lower lr "
+                                         f"(now {lr:g}) or check the data; the run is not kept")
+            tokens += metrics.get(TOKENS, 0)
+            _append(result.batch, {"loss": loss_value, **metrics})
+            result.lr.append(lr)
+            if (step + 1) % config.eval_interval == 0 or step + 1 == config.max_steps:
+                _evaluate_now(model, objective, train_set, val_set, config, result, step=step + 1)
+                bar.set_postfix(val=f"{result.val_loss[-1]:.3f}")
+        result.train_seconds = time.perf_counter() - start
+        result.tokens_per_second = tokens / result.train_seconds
+        model.eval()
+        result.final_val = evaluate(model, val_set, objective, batch_size=config.eval_batch_size)
     return result
+
+
+@contextmanager
+def torch_threads(num_threads: int | None):
+    """Run the block with torch on ``num_threads`` threads (None: unchanged), then restore the count."""
+    old = torch.get_num_threads()
+    if num_threads is not None:
+        torch.set_num_threads(num_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+@torch.no_grad()
+def _evaluate_now(model, objective, train_set, val_set, config: TrainConfig, result: TrainResult,
+                  *, step: int) -> None:
+    """The periodic evaluation of :func:`train`: append estimates after ``step`` updates to ``result``."""
+    model.eval()
+    eval_gen = torch.Generator().manual_seed(config.seed + 1)
+
+    def estimate(dataset: Dataset) -> dict[str, float]:
+        if config.eval_batches is None:
+            return _mean_metrics(model, objective, dataset.batches(config.eval_batch_size))
+        draws = (dataset.sample(config.batch_size, eval_gen) for _ in range(config.eval_batches))
+        return _mean_metrics(model, objective, draws)
+
+    result.steps.append(step)
+    if config.eval_train:
+        _append(result.train, estimate(train_set))
+    _append(result.val, estimate(val_set))
+    model.train()
