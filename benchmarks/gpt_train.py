@@ -40,8 +40,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="llmscratch-gpt-train-") as cache:
         _, meta = shakespeare_char_gpt(progress=False, cache_dir=cache)
     m = meta["measurements"]
-    val, seconds = m["final_val_loss"], m["train_seconds"]
-    print(f"parameters: {m['n_params']:,}  threads: {m['num_threads']}")
+    val, seconds = m["final_val"]["loss"], m["train_seconds"]
+    print(f"parameters: {m['n_params']:,}  threads: {train_config.num_threads}")
     print(f"held-out loss: {val:.4f} nats/char = {val / math.log(2):.3f} bits/char (target <= {TARGET_VAL_LOSS_NATS})")
     print(f"training time: {seconds:.1f} s (target <= {TARGET_TRAIN_SECONDS:.0f} s), "
           f"{m['tokens_per_second']:,.0f} tokens/s")

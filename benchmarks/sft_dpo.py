@@ -2,14 +2,14 @@
 
 Loads the chapter 4 model from the checkpoint cache (it must be there already: run
 ``benchmarks/gpt_train.py`` or build chapter 4 first), then trains the SFT model and the
-DPO models of every beta in ``dpo.BETAS`` into an empty temporary cache, so they really
+DPO models of every beta in ``recipes.BETAS`` into an empty temporary cache, so they really
 train, and evaluates them as the chapters do:
 
     python benchmarks/sft_dpo.py                    # about 2.5 minutes on 2 idle CPU cores
     python benchmarks/sft_dpo.py --cache-dir DIR    # reuse trained models (evaluation only)
 
 Behaviour is measured on held-out prompts (unseen inputs; half with unseen phrasings),
-greedily and by sampling at temperature 1 (``sft.EVAL_SAMPLES`` per prompt, seeded). The headline
+greedily and by sampling at temperature 1 (``evaluation.EVAL_SAMPLES`` per prompt, seeded). The headline
 is the sampled measurement: greedy decoding shows only the most likely answer and hides
 the minority behaviours (a rude answer one time in ten) that the data taught and that
 sampling reveals.
@@ -39,11 +39,12 @@ os.environ.setdefault("LLMSCRATCH_PROGRESS", "0")
 
 import torch  # noqa: E402
 
-from llmscratch.dpo import BETAS, MAIN_BETA, assistant_dpo  # noqa: E402
-from llmscratch.recipes import shakespeare_char_gpt  # noqa: E402
-from llmscratch.sft import (EVAL_SAMPLES, assistant_sft, extend_vocab, generate_responses,  # noqa: E402
-                            paired_difference, sample_responses, summarise)
-from llmscratch.tasks import make_eval_prompts  # noqa: E402
+from llmscratch.evaluation import (EVAL_SAMPLES, generate_responses, paired_difference,  # noqa: E402
+                                   sample_responses, summarise)
+from llmscratch.recipes import (BETAS, MAIN_BETA, assistant_dpo, assistant_sft,  # noqa: E402
+                                shakespeare_char_gpt, task_words)
+from llmscratch.sft import extend_vocab  # noqa: E402
+from llmscratch.task_data import make_eval_prompts  # noqa: E402
 
 PROMPTS_PER_TASK = 40
 BASE_PROMPTS_EVERY = 20  # the chapter 4 model never stops; 2 prompts per task show it
@@ -78,7 +79,7 @@ def main(argv=None) -> int:
     if base_meta["from_cache"] is False:
         print("note: the chapter 4 model was not cached and has just been trained; its time is excluded")
         start = time.perf_counter()
-    prompts = make_eval_prompts(PROMPTS_PER_TASK, seed=0)
+    prompts = make_eval_prompts(PROMPTS_PER_TASK, task_words(), seed=0)
     out: dict = {}
     with tempfile.TemporaryDirectory(prefix="llmscratch-sft-dpo-") as tmp:
         cache = args.cache_dir or tmp
@@ -88,7 +89,7 @@ def main(argv=None) -> int:
         m = sft_meta["measurements"]
         print(f"SFT: {m['n_train_examples']:,} examples, {m['train_seconds']:.1f} s of training "
               f"({sft_seconds:.1f} s with data and forgetting measurement), held-out response loss "
-              f"{m['final_val_loss']:.3f} nats/token")
+              f"{m['final_val']['loss']:.3f} nats/token")
         print(f"forgetting: held-out Shakespeare {m['shakespeare_val_loss_before']:.3f} -> "
               f"{m['shakespeare_val_loss_after']:.3f} nats/char "
               f"({m['shakespeare_val_loss_after_old_vocab']:.3f} over the 65 old characters only)")
@@ -116,9 +117,9 @@ def main(argv=None) -> int:
             runs[beta] = dict(meta=dm, greedy=g, sampled=s,
                               paired_sampled=paired_difference(sft_sampled, sampled),
                               paired_greedy=paired_difference(sft_greedy, greedy))
-            fv = dm["final_val"]
+            fv = dm["heldout"]
             print(f"DPO beta={beta:g}: {dm['train_seconds']:.1f} s, held-out preference accuracy "
-                  f"{dm['val_accuracy'][0]:.1%} -> {fv['accuracy']:.1%} (by kind: "
+                  f"{dm['val']['accuracy'][0]:.1%} -> {fv['accuracy']:.1%} (by kind: "
                   + ", ".join(f"{k} {v:.0%}" for k, v in fv["accuracy_by_kind"].items())
                   + f"), margin {fv['margin']:.2f}, token KL from reference {dm['drift']['token_kl_nats']:.3f} nats")
             show(f"DPO b={beta:g}", g, s)
@@ -132,7 +133,7 @@ def main(argv=None) -> int:
     checks = {
         "total_seconds": total <= TARGET_TOTAL_SECONDS,
         "sft_format_adherence": min(sft_g["format_adherence"], sft_s["format_adherence"]) >= TARGET_FORMAT_ADHERENCE,
-        "dpo_val_pref_accuracy": main_run["meta"]["final_val"]["accuracy"] >= TARGET_PREF_ACCURACY,
+        "dpo_val_pref_accuracy": main_run["meta"]["heldout"]["accuracy"] >= TARGET_PREF_ACCURACY,
         "dpo_lower_wrong_or_rude": paired["difference"] < -2 * paired["standard_error"],
     }
     print(f"total: {total:.1f} s (SFT {sft_seconds:.1f} s, DPO x{len(BETAS)} {dpo_seconds:.1f} s, "
@@ -147,7 +148,7 @@ def main(argv=None) -> int:
         "sft_rude_rate": round(sft_s["rude_rate"], 4),
         "sft_wrong_or_rude_rate_greedy": round(sft_g["wrong_or_rude_rate"], 4),
         "dpo_beta": MAIN_BETA,
-        "dpo_val_pref_accuracy": round(main_run["meta"]["final_val"]["accuracy"], 4),
+        "dpo_val_pref_accuracy": round(main_run["meta"]["heldout"]["accuracy"], 4),
         "dpo_exact_match": round(main_run["sampled"]["exact_match"], 4),
         "dpo_wrong_or_rude_rate": round(main_run["sampled"]["wrong_or_rude_rate"], 4),
         "dpo_rude_rate": round(main_run["sampled"]["rude_rate"], 4),
@@ -155,7 +156,7 @@ def main(argv=None) -> int:
         "wrong_or_rude_change": round(paired["difference"], 4),
         "wrong_or_rude_change_standard_error": round(paired["standard_error"], 4),
         "dpo_token_kl_nats": round(main_run["meta"]["drift"]["token_kl_nats"], 4),
-        "betas": {f"{b:g}": {"val_pref_accuracy": round(r["meta"]["final_val"]["accuracy"], 4),
+        "betas": {f"{b:g}": {"val_pref_accuracy": round(r["meta"]["heldout"]["accuracy"], 4),
                              "token_kl_nats": round(r["meta"]["drift"]["token_kl_nats"], 4),
                              "wrong_or_rude_rate": round(r["sampled"]["wrong_or_rude_rate"], 4),
                              "rude_rate": round(r["sampled"]["rude_rate"], 4),

@@ -31,7 +31,8 @@ from pathlib import Path
 
 import regex
 
-from llmscratch.bpe import _check_text, _check_vocab_size, learn_merges, split_on_special
+from llmscratch.bpe import _check_text, _check_vocab_size, learn_merges
+from llmscratch.special_tokens import split_on_special
 
 GPT2_SPLIT_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 GPT2_SPECIAL_TOKENS = {"<|endoftext|>": 50256}
@@ -181,7 +182,7 @@ class ByteBPETokenizer:
         `allowed_special` is ``"none_raise"`` (default: raise if the text holds a special token,
         like tiktoken), ``"none"`` (encode special tokens as ordinary text, tiktoken's
         ``disallowed_special=()``), ``"all"``, or a set of allowed special tokens (see
-        `llmscratch.bpe.split_on_special`). Lone surrogates, which UTF-8 cannot encode, become
+        `llmscratch.special_tokens.split_on_special`). Lone surrogates, which UTF-8 cannot encode, become
         U+FFFD as in tiktoken.
 
         Raises:

@@ -35,56 +35,71 @@ META_FILE = "meta.json"
 WEIGHTS_FILE = "model.safetensors"
 
 
-def _package_imports(path: Path) -> set[str]:
-    """Names of the ``llmscratch`` modules that the file ``path`` imports, anywhere in it.
+def _module_file(name: str) -> Path | None:
+    """The source file of the package module ``name`` (``"train"``, ``"recipes.base"``)."""
+    base = Path(__file__).parent.joinpath(*name.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
 
-    Both ``from .x import y`` and ``from llmscratch.x import y`` (or ``import
-    llmscratch.x``) count, including imports inside functions.
+
+def _package_imports(name: str, path: Path) -> set[str]:
+    """Names of the ``llmscratch`` modules that module ``name`` (file ``path``) imports, anywhere in it.
+
+    ``from .x import y``, ``from ..x import y`` (in a subpackage) and ``from llmscratch.x
+    import y`` or ``import llmscratch.x`` all count, including imports inside functions;
+    ``from . import a`` counts ``a`` if it is a module, else the package itself.
     """
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.ImportFrom):
-            if node.level == 1:
-                module = node.module
-            elif node.level == 0 and (node.module or "").split(".")[0] == "llmscratch":
+            if node.level >= 1:
+                if node.level - 1 > len(package):
+                    continue
+                parent = package[: len(package) - (node.level - 1)]
+                module = ".".join([*parent, *([node.module] if node.module else [])])
+            elif (node.module or "").split(".")[0] == "llmscratch":
                 module = node.module.partition(".")[2]
             else:
                 continue
-            if module:
-                found.add(module.split(".")[0])
-            else:  # from . import a, b  /  from llmscratch import a, b
-                found.update(alias.name for alias in node.names)
+            for alias in node.names:  # `from pkg import sub` names a module
+                sub = f"{module}.{alias.name}" if module else alias.name
+                if _module_file(sub) is not None:
+                    found.add(sub)
+                elif module:
+                    found.add(module)
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 head, _, rest = alias.name.partition(".")
                 if head == "llmscratch" and rest:
-                    found.add(rest.split(".")[0])
-    return found
+                    found.add(rest)
+    return {m for m in found if m and _module_file(m) is not None}
 
 
 def code_closure(roots: Iterable[str]) -> list[Path]:
     """The package source files that ``roots`` (module names) import, directly or not.
 
-    ``code_closure(["recipes"])`` is ``recipes.py`` and every ``llmscratch`` module it
-    imports, directly or through other modules, so a change to a module it never imports (a later
-    chapter's) does not change its fingerprint.
+    ``code_closure(["recipes.base"])`` is ``recipes/base.py`` and every ``llmscratch``
+    module it imports, directly or through other modules, so a change to a module it
+    never imports (a later chapter's) does not change its fingerprint.
 
     Raises:
         ValueError: if a root is not a module of the package.
     """
-    package = Path(__file__).parent
     todo = [r.removeprefix("llmscratch.") for r in roots]
-    seen: set[str] = set()
+    seen: dict[str, Path] = {}
     while todo:
         name = todo.pop()
         if name in seen:
             continue
-        path = package / f"{name}.py"
-        if not path.exists():
-            raise ValueError(f"code_roots: no module llmscratch.{name} in {package}")
-        seen.add(name)
-        todo.extend(_package_imports(path) - seen)
-    return sorted(package / f"{name}.py" for name in seen)
+        path = _module_file(name)
+        if path is None:
+            raise ValueError(f"code_roots: no module llmscratch.{name} in {Path(__file__).parent}")
+        seen[name] = path
+        todo.extend(_package_imports(name, path) - set(seen))
+    return sorted(seen.values())
 
 
 def package_fingerprint(code_roots: Iterable[str] | None = None) -> str:
@@ -98,7 +113,7 @@ def package_fingerprint(code_roots: Iterable[str] | None = None) -> str:
     package = Path(__file__).parent
     files = sorted(package.rglob("*.py")) if code_roots is None else code_closure(code_roots)
     for path in files:
-        h.update(path.name.encode())
+        h.update(path.relative_to(package).as_posix().encode())
         h.update(path.read_bytes())
     return h.hexdigest()
 

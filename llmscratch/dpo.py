@@ -16,33 +16,25 @@ with ``y_w`` the chosen and ``y_l`` the rejected response. No reward model, no s
 during training: only log-probabilities of given responses under two models.
 
 The pieces: :func:`sequence_logprob` (log-probability of the response tokens only),
-:func:`frozen_reference`, :func:`dpo_loss`, :class:`PreferenceDataset`,
-:func:`train_dpo` (with curves), :func:`preference_metrics` and :func:`drift` for
-held-out evaluation, and the cached recipe :func:`assistant_dpo`.
+:func:`frozen_reference`, :func:`dpo_loss`, :class:`PreferenceDataset` (a dataset of the
+training loop), :class:`DPOObjective` (the loss as an objective of the one training
+loop, :func:`llmscratch.train.train`), and :func:`preference_metrics` and
+:func:`drift` for held-out evaluation. The cached run the chapter loads is
+:func:`llmscratch.recipes.assistant_dpo`.
 """
 
 from __future__ import annotations
 
 import copy
-import json
-import os
-import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
-from .checkpoint import tensor_fingerprint, train_or_load
-from .gpt import GPT
-from .recipes import TRAIN_THREADS
-from .sft import AssistantTokenizer, assistant_sft
-from .tasks import PAIR_KINDS, PreferencePair, make_preference_pairs
-from .train import TrainConfig, learning_rate, param_groups, show_progress
-
-CODE_ROOTS = ("dpo",)  # a DPO checkpoint's key hashes this module and what it imports
-
+from .chat import AssistantTokenizer
+from .tasks import PAIR_KINDS, PreferencePair
+from .validate import check_float
 
 def _check_ids_mask(ids: torch.Tensor, response_mask: torch.Tensor) -> None:
     if not isinstance(ids, torch.Tensor) or ids.dtype != torch.long or ids.ndim != 2:
@@ -122,10 +114,11 @@ def dpo_loss(
         ``beta * (log pi - log pi_ref)`` of each response, ``(B,)``, detached.
 
     Raises:
-        ValueError: if ``beta <= 0`` or the four tensors do not share one 1-D shape.
+        TypeError: if ``beta`` is not a number.
+        ValueError: if ``beta`` is not finite and > 0, or the four tensors do not share
+            one 1-D shape.
     """
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta > 0:
-        raise ValueError(f"beta must be a number > 0, got {beta!r}")
+    beta = check_float("beta", beta, minimum=0.0, min_inclusive=False)
     shapes = {tuple(t.shape) for t in (policy_chosen_logps, policy_rejected_logps,
                                        reference_chosen_logps, reference_rejected_logps)}
     if len(shapes) != 1 or len(next(iter(shapes))) != 1:
@@ -138,6 +131,9 @@ def dpo_loss(
 
 class PreferenceDataset:
     """Preference pairs rendered and right-padded: chosen and rejected ids with response masks.
+
+    A dataset of the training loop (:mod:`llmscratch.train`): ``sample`` and ``batches``
+    give :meth:`batch` blocks, which :class:`DPOObjective` reads.
 
     Attributes:
         chosen_ids, rejected_ids: ``(N, L)`` int64, padded with ``tokenizer.pad_id``.
@@ -171,6 +167,16 @@ class PreferenceDataset:
     def __len__(self) -> int:
         return len(self.pairs)
 
+    def sample(self, batch_size: int, generator: torch.Generator | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``batch_size`` random pairs (with replacement), as :meth:`batch`."""
+        return self.batch(torch.randint(len(self), (batch_size,), generator=generator))
+
+    def batches(self, batch_size: int):
+        """Every pair once, in order, as :meth:`batch` blocks."""
+        for start in range(0, len(self), batch_size):
+            yield self.batch(torch.arange(start, min(start + batch_size, len(self))))
+
     @property
     def tensors(self) -> tuple[torch.Tensor, ...]:
         """What a cache key fingerprints."""
@@ -196,32 +202,92 @@ def dataset_logprobs(model: torch.nn.Module, dataset: PreferenceDataset, *, batc
     model.eval()
     chosen, rejected = [], []
     try:
-        for start in range(0, len(dataset), batch_size):
-            ix = torch.arange(start, min(start + batch_size, len(dataset)))
-            ids, mask = dataset.batch(ix)
-            logps = sequence_logprob(model, ids, mask)
-            chosen.append(logps[: len(ix)])
-            rejected.append(logps[len(ix):])
+        for ids, mask in dataset.batches(batch_size):
+            logps = sequence_logprob(model, ids, mask)  # (2n,): chosen, then rejected
+            n = len(logps) // 2
+            chosen.append(logps[:n])
+            rejected.append(logps[n:])
     finally:
         model.train(was_training)
     return torch.cat(chosen), torch.cat(rejected)
 
 
-def _pref_stats(pc, pr, rc, rr, beta: float, kinds: Sequence[str] | None = None) -> dict:
-    loss, cr, rj = dpo_loss(pc, pr, rc, rr, beta)
-    win = (cr > rj).float()
-    out = {
-        "loss": loss.item(),
-        "accuracy": win.mean().item(),
-        "margin": (cr - rj).mean().item(),
-        "chosen_reward": cr.mean().item(),
-        "rejected_reward": rj.mean().item(),
-        "logp_accuracy": (pc > pr).float().mean().item(),
+def pair_metrics(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
+                 reference_chosen_logps: torch.Tensor, reference_rejected_logps: torch.Tensor,
+                 beta: float) -> tuple[torch.Tensor, dict[str, float]]:
+    """:func:`dpo_loss` and what it says about the pairs, as means over the batch.
+
+    Returns:
+        ``(loss, metrics)``: ``accuracy`` (share of pairs whose chosen reward beats the
+        rejected one; 0 when policy == reference, every margin then being 0),
+        ``margin`` (mean reward difference), ``chosen_reward`` and ``rejected_reward``
+        (means of ``beta * log-ratio``), ``logp_accuracy`` (share of pairs where the
+        policy itself gives the chosen response the higher probability: the preference
+        a model expresses when it generates).
+    """
+    loss, chosen, rejected = dpo_loss(policy_chosen_logps, policy_rejected_logps,
+                                      reference_chosen_logps, reference_rejected_logps, beta)
+    return loss, {
+        "accuracy": (chosen > rejected).float().mean().item(),
+        "margin": (chosen - rejected).mean().item(),
+        "chosen_reward": chosen.mean().item(),
+        "rejected_reward": rejected.mean().item(),
+        "logp_accuracy": (policy_chosen_logps > policy_rejected_logps).float().mean().item(),
     }
-    if kinds is not None:
-        out["accuracy_by_kind"] = {k: win[[i for i, x in enumerate(kinds) if x == k]].mean().item()
-                                   for k in PAIR_KINDS if k in kinds}
-    return out
+
+
+class DPOObjective:
+    """The DPO loss as an objective of the training loop: ``objective(policy, batch) -> (loss, metrics)``.
+
+    ``batch`` is a :meth:`PreferenceDataset.batch` block, ``ids (2B, T)`` and
+    ``mask (2B, T)`` with the ``B`` chosen responses first. The policy scores both halves
+    in one forward pass; the frozen reference scores them too, without gradients; the
+    loss is :func:`dpo_loss` with this ``beta``, the metrics those of :func:`pair_metrics`
+    plus ``count`` (pairs) and ``tokens``.
+
+    Args:
+        reference: the frozen reference model (:func:`frozen_reference`).
+        beta: the strength of the implicit KL penalty, > 0.
+
+    Raises:
+        ValueError: if ``reference`` has trainable parameters, or ``beta`` is not > 0.
+    """
+
+    def __init__(self, reference: torch.nn.Module, beta: float) -> None:
+        if any(p.requires_grad for p in reference.parameters()):
+            raise ValueError("reference must be frozen (requires_grad=False); use frozen_reference(model)")
+        self.reference = reference
+        self.beta = check_float("beta", beta, minimum=0.0, min_inclusive=False)
+
+    def __call__(self, policy: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]
+                 ) -> tuple[torch.Tensor, dict[str, float]]:
+        ids, mask = batch
+        n = ids.shape[0] // 2
+        logps = sequence_logprob(policy, ids, mask)  # (2B,)
+        with torch.no_grad():
+            ref = sequence_logprob(self.reference, ids, mask)  # (2B,)
+        loss, metrics = pair_metrics(logps[:n], logps[n:], ref[:n], ref[n:], self.beta)
+        return loss, {**metrics, "count": n, "tokens": ids.numel()}
+
+
+@dataclass
+class DPOConfig:
+    """DPO's own setting, beside the optimiser's :class:`~llmscratch.train.TrainConfig`.
+
+    Attributes:
+        beta: the strength of the implicit KL penalty (Rafailov et al. 2023, eq. 7), > 0.
+
+    Raises:
+        TypeError, ValueError: if ``beta`` is not a finite number > 0.
+    """
+
+    beta: float = 0.1
+
+    def __post_init__(self) -> None:
+        self.beta = check_float("beta", self.beta, minimum=0.0, min_inclusive=False)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 @torch.no_grad()
@@ -229,16 +295,18 @@ def preference_metrics(policy: torch.nn.Module, reference: torch.nn.Module, data
                        beta: float) -> dict:
     """How well ``policy`` separates the pairs of ``dataset``, relative to ``reference``.
 
-    Returns a dict: ``loss`` (mean DPO loss, nats), ``accuracy`` (share of pairs whose
-    chosen reward beats the rejected one; 0 when policy == reference, as every margin
-    is then 0), ``margin`` (mean reward difference), ``chosen_reward`` and
-    ``rejected_reward`` (means of ``beta * log-ratio``), ``logp_accuracy`` (share of
-    pairs where the policy itself gives the chosen response the higher probability:
-    the preference a model expresses when it generates), and ``accuracy_by_kind``.
+    Returns a dict: ``loss`` (mean DPO loss, nats), the metrics of :func:`pair_metrics`,
+    and ``accuracy_by_kind`` (for each pair kind present, the share of its pairs whose
+    chosen reward is higher).
     """
     pc, pr = dataset_logprobs(policy, dataset)
     rc, rr = dataset_logprobs(reference, dataset)
-    return _pref_stats(pc, pr, rc, rr, beta, dataset.kinds)
+    loss, metrics = pair_metrics(pc, pr, rc, rr, beta)
+    win = (pc - rc) > (pr - rr)  # (N,): the chosen reward is higher (beta > 0 cancels)
+    kinds = dataset.kinds
+    by_kind = {k: win[[i for i, x in enumerate(kinds) if x == k]].float().mean().item()
+               for k in PAIR_KINDS if k in kinds}
+    return {"loss": loss.item(), **metrics, "accuracy_by_kind": by_kind}
 
 
 @torch.no_grad()
@@ -264,242 +332,3 @@ def drift(policy: torch.nn.Module, reference: torch.nn.Module, dataset: Preferen
         policy.train(was)
     return {"token_kl_nats": kl[m].mean().item(), "chosen_log_ratio": (pc - rc).mean().item(),
             "rejected_log_ratio": (pr - rr).mean().item()}
-
-
-@dataclass
-class DPOConfig(TrainConfig):
-    """Optimisation settings of DPO: those of :class:`~llmscratch.train.TrainConfig` plus ``beta``.
-
-    ``batch_size`` counts pairs (each step runs ``2 * batch_size`` sequences);
-    ``eval_interval`` is how often the held-out pairs are scored; ``eval_batches`` is
-    unused (the whole held-out set is scored).
-
-    Raises:
-        ValueError: as TrainConfig, and for ``beta <= 0``.
-    """
-
-    beta: float = 0.1
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if isinstance(self.beta, bool) or not isinstance(self.beta, (int, float)) or not self.beta > 0:
-            raise ValueError(f"beta must be a number > 0, got {self.beta!r}")
-
-
-@dataclass
-class DPOResult:
-    """What :func:`train_dpo` measured.
-
-    Per step (training minibatch): ``loss``, ``accuracy``, ``margin``,
-    ``chosen_reward``, ``rejected_reward``, ``lr``. Every ``eval_interval`` steps, on the
-    held-out pairs: ``eval_steps`` and ``val_loss``, ``val_accuracy``, ``val_margin``,
-    ``val_chosen_reward``, ``val_rejected_reward``, ``val_logp_accuracy``
-    (``eval_steps`` starts at 0, before any update). ``final_val``: the
-    :func:`preference_metrics` dict after training; ``train_seconds``.
-    """
-
-    loss: list[float] = field(default_factory=list)
-    accuracy: list[float] = field(default_factory=list)
-    margin: list[float] = field(default_factory=list)
-    chosen_reward: list[float] = field(default_factory=list)
-    rejected_reward: list[float] = field(default_factory=list)
-    lr: list[float] = field(default_factory=list)
-    eval_steps: list[int] = field(default_factory=list)
-    val_loss: list[float] = field(default_factory=list)
-    val_accuracy: list[float] = field(default_factory=list)
-    val_margin: list[float] = field(default_factory=list)
-    val_chosen_reward: list[float] = field(default_factory=list)
-    val_rejected_reward: list[float] = field(default_factory=list)
-    val_logp_accuracy: list[float] = field(default_factory=list)
-    final_val: dict = field(default_factory=dict)
-    train_seconds: float = 0.0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> DPOResult:
-        return cls(**d)
-
-
-def train_dpo(policy: torch.nn.Module, reference: torch.nn.Module, train_set: PreferenceDataset,
-              val_set: PreferenceDataset, config: DPOConfig, *, progress: bool | None = None) -> DPOResult:
-    """Minimise :func:`dpo_loss` over ``train_set`` with AdamW, updating ``policy`` in place.
-
-    The reference's log-probabilities never change, so they are computed once for
-    every pair. Each step samples ``batch_size`` pairs (seeded by ``config.seed``), runs
-    chosen and rejected through the policy in one batch, and takes a step with the
-    schedule of :func:`llmscratch.train.learning_rate`, weight decay on matrices
-    (:func:`~llmscratch.train.param_groups`) and gradient clipping.
-
-    Raises:
-        ValueError: if ``reference`` has trainable parameters (use :func:`frozen_reference`).
-    """
-    if any(p.requires_grad for p in reference.parameters()):
-        raise ValueError("reference must be frozen (requires_grad=False); use frozen_reference(model)")
-    torch.manual_seed(config.seed)
-    gen = torch.Generator().manual_seed(config.seed)
-    ref_c, ref_r = dataset_logprobs(reference, train_set)
-    val_ref = dataset_logprobs(reference, val_set)
-    optimizer = torch.optim.AdamW(param_groups(policy, config.weight_decay), lr=config.lr, betas=config.betas)
-    result = DPOResult()
-
-    def evaluate_val(step: int) -> None:
-        pc, pr = dataset_logprobs(policy, val_set)
-        s = _pref_stats(pc, pr, *val_ref, config.beta)
-        result.eval_steps.append(step)
-        for key in ("loss", "accuracy", "margin", "chosen_reward", "rejected_reward", "logp_accuracy"):
-            getattr(result, f"val_{key}").append(s[key])
-
-    evaluate_val(0)
-    policy.train()
-    start = time.perf_counter()
-    bar = tqdm(range(config.max_steps), disable=not show_progress(progress), desc="dpo", leave=False)
-    for step in bar:
-        lr = learning_rate(step, config)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        ix = torch.randint(len(train_set), (config.batch_size,), generator=gen)
-        ids, mask = train_set.batch(ix)
-        logps = sequence_logprob(policy, ids, mask)  # (2B,)
-        loss, cr, rr = dpo_loss(logps[: len(ix)], logps[len(ix):], ref_c[ix], ref_r[ix], config.beta)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(policy.parameters(), config.grad_clip)
-        optimizer.step()
-        result.loss.append(loss.item())
-        result.accuracy.append((cr > rr).float().mean().item())
-        result.margin.append((cr - rr).mean().item())
-        result.chosen_reward.append(cr.mean().item())
-        result.rejected_reward.append(rr.mean().item())
-        result.lr.append(lr)
-        if (step + 1) % config.eval_interval == 0 or step + 1 == config.max_steps:
-            evaluate_val(step + 1)
-            policy.train()
-            bar.set_postfix(loss=f"{result.loss[-1]:.3f}", val_acc=f"{result.val_accuracy[-1]:.2f}")
-    result.train_seconds = time.perf_counter() - start
-    policy.eval()
-    pc, pr = dataset_logprobs(policy, val_set)
-    result.final_val = _pref_stats(pc, pr, *val_ref, config.beta, val_set.kinds)
-    return result
-
-
-# -- the recipe ------------------------------------------------------------------------
-
-
-@dataclass
-class PreferenceDataConfig:
-    """The preference pairs of the recipe: counts and seed (:func:`~llmscratch.tasks.make_preference_pairs`).
-
-    Raises:
-        ValueError: for a count below 1.
-    """
-
-    n_train: int = 2000
-    n_val: int = 400
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        for name in ("n_train", "n_val"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-MAIN_BETA = 0.5
-BETAS = (0.1, 0.5, 2.0)  # the comparison of chapter 6, the main run included
-
-
-def dpo_configs(beta: float = MAIN_BETA) -> tuple[PreferenceDataConfig, DPOConfig]:
-    """The book's DPO settings for one ``beta`` (fresh objects each call).
-
-    80 steps of 32 pairs at a peak learning rate of 1e-4 (1/40 of SFT's), no weight
-    decay (it would pull the policy towards zero, not towards the reference). Held-out
-    preference accuracy is above 90% after 10 steps; training longer keeps widening
-    the margins while the policy drifts from the reference. Measured at 150 steps: the
-    per-token KL on held-out responses reached 0.5 nats with beta 0.1 (0.2 with beta
-    0.5, against 0.04 at 80 steps), exact match fell below the SFT model's, and
-    requests to be rude got "Gladly: ..." nonsense instead of the refusal; at 3e-4 the
-    policy repeated "Gladly" without end. So the run is kept short.
-    """
-    data = PreferenceDataConfig()
-    optim = DPOConfig(max_steps=80, batch_size=32, lr=1e-4, warmup_steps=5, weight_decay=0.0,
-                      betas=(0.9, 0.99), grad_clip=1.0, eval_interval=10, seed=0, beta=beta)
-    return data, optim
-
-
-def preference_datasets(tokenizer: AssistantTokenizer, config: PreferenceDataConfig, block_size: int
-                        ) -> tuple[PreferenceDataset, PreferenceDataset]:
-    """Training pairs (training inputs and phrasings) and held-out pairs (held-out inputs, any phrasing)."""
-    train_pairs = make_preference_pairs(config.n_train, seed=config.seed, split="train")
-    val_pairs = make_preference_pairs(config.n_val, seed=config.seed + 1, split="heldout")
-    return (PreferenceDataset(tokenizer, train_pairs, block_size=block_size),
-            PreferenceDataset(tokenizer, val_pairs, block_size=block_size))
-
-
-def assistant_dpo(
-    beta: float = MAIN_BETA,
-    *,
-    data_config: PreferenceDataConfig | None = None,
-    dpo_config: DPOConfig | None = None,
-    sft: tuple[GPT, AssistantTokenizer] | None = None,
-    progress: bool | None = None,
-    cache_dir: str | os.PathLike | None = None,
-    base_cache_dir: str | os.PathLike | None = None,
-) -> tuple[GPT, GPT, AssistantTokenizer, dict]:
-    """The DPO-aligned assistant for one ``beta``, from the checkpoint cache when possible.
-
-    The reference is the SFT model of :func:`llmscratch.sft.assistant_sft` (given as
-    ``sft``, or loaded from ``cache_dir``, or trained there), frozen; the policy starts as a copy of it and is
-    trained by :func:`train_dpo` on ``recipes.TRAIN_THREADS`` threads. The cache key
-    covers the configs, the pairs, the reference's weights and the code.
-
-    Args:
-        beta: DPO's beta (ignored if ``dpo_config`` is given).
-        data_config, dpo_config: override the book's settings (:func:`dpo_configs`).
-        sft: ``(model, tokenizer)`` of :func:`~llmscratch.sft.assistant_sft`, if already
-            loaded (default: load it from ``cache_dir``). The model is not modified.
-        progress: show progress bars.
-        cache_dir: the checkpoint cache of the SFT and DPO models.
-        base_cache_dir: the checkpoint cache of the chapter 4 model.
-
-    Returns:
-        ``(policy, reference, tokenizer, meta)``, both models in eval mode;
-        ``meta["measurements"]`` holds the :class:`DPOResult` fields plus ``drift``
-        (:func:`drift` on the held-out pairs) and ``num_threads``.
-    """
-    default_data, default_optim = dpo_configs(beta)
-    data_config = data_config if data_config is not None else default_data
-    dpo_config = dpo_config if dpo_config is not None else default_optim
-    if sft is None:
-        sft_model, tokenizer, _ = assistant_sft(progress=progress, cache_dir=cache_dir, base_cache_dir=base_cache_dir)
-    else:
-        sft_model, tokenizer = sft
-    reference = frozen_reference(sft_model)
-    train_set, val_set = preference_datasets(tokenizer, data_config, sft_model.config.block_size)
-    policy = copy.deepcopy(sft_model)
-
-    def fit(m: GPT) -> dict:
-        old_threads = torch.get_num_threads()
-        torch.set_num_threads(TRAIN_THREADS)
-        try:
-            result = train_dpo(m, reference, train_set, val_set, dpo_config, progress=progress)
-            moved = drift(m, reference, val_set)
-        finally:
-            torch.set_num_threads(old_threads)
-        return {**result.to_dict(), "drift": moved, "num_threads": TRAIN_THREADS}
-
-    key_parts = {
-        "data": data_config.to_dict(),
-        "dpo": dpo_config.to_dict(),
-        "pairs": tensor_fingerprint(*train_set.tensors, *val_set.tensors),
-        "reference_weights": tensor_fingerprint(*sft_model.state_dict().values()),
-    }
-    policy, meta = train_or_load(f"assistant-dpo-beta{dpo_config.beta:g}", policy, fit,
-                                 json.loads(json.dumps(key_parts)), cache_dir=cache_dir, code_roots=CODE_ROOTS)
-    policy.eval()
-    return policy, reference, tokenizer, meta

@@ -44,3 +44,11 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     """Every test gets its own empty download cache and reads data from the mirror."""
     monkeypatch.setenv("LLMSCRATCH_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.setenv("LLMSCRATCH_DATA_MIRROR", str(_mirror_dir()))
+
+
+@pytest.fixture(scope="session")
+def task_words(mirror_dir):
+    """The word tasks' words, built from the mirror's Tiny Shakespeare as the recipes build them."""
+    from llmscratch.tasks import TaskWords
+
+    return TaskWords.from_text((mirror_dir / "tinyshakespeare.txt").read_text(encoding="utf-8"))

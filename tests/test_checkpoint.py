@@ -1,10 +1,12 @@
 """Checkpoints: safetensors round trip (tied weights included) and the keyed training cache."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
+import llmscratch
 from llmscratch.checkpoint import cache_key, load_checkpoint, save_checkpoint, train_or_load
 from llmscratch.gpt import GPT, GPTConfig
 
@@ -40,7 +42,10 @@ def test_train_or_load_trains_once_then_loads(tmp_path):
     assert len(calls) == 1 and not meta1["from_cache"] and meta2["from_cache"]
     assert meta2["measurements"] == {"loss": 1.5}
     assert all(torch.equal(a, b) for a, b in zip(trained.state_dict().values(), loaded.state_dict().values()))
-    json.loads((next(tmp_path.iterdir()) / "meta.json").read_text())  # readable JSON
+    (entry,) = tmp_path.iterdir()  # one entry, no temporary folder left
+    assert entry.name.startswith("t-")
+    stored = json.loads((entry / "meta.json").read_text())  # plain JSON, no pickle
+    assert stored == {"name": "t", "key_parts": key, "measurements": {"loss": 1.5}}
 
 
 def test_cache_key_changes_with_what_made_the_model():
@@ -48,21 +53,44 @@ def test_cache_key_changes_with_what_made_the_model():
     assert cache_key({"lr": 1e-3}) != cache_key({"lr": 2e-3})
 
 
+def _closure(*roots: str) -> set[str]:
+    from llmscratch.checkpoint import code_closure
+
+    package = Path(llmscratch.__file__).parent
+    return {p.relative_to(package).as_posix() for p in code_closure(roots)}
+
+
 def test_code_closure_follows_package_imports():
     from llmscratch.checkpoint import code_closure
 
-    names = {p.name for p in code_closure(["recipes"])}
-    assert {"recipes.py", "gpt.py", "attention.py", "train.py", "checkpoint.py"} <= names
-    assert {"bpe.py", "byte_bpe.py", "bigram.py"}.isdisjoint(names)  # recipes never imports them
-    assert {p.name for p in code_closure(["byte_bpe"])} == {"byte_bpe.py", "bpe.py"}  # absolute import
-    assert {p.name for p in code_closure(["llmscratch.vocab"])} == {"vocab.py"}
+    names = _closure("recipes.pretrain")
+    assert {"recipes/pretrain.py", "gpt.py", "attention.py", "train.py", "checkpoint.py", "lm.py",
+            "objectives.py", "validate.py"} <= names
+    assert {"bpe.py", "byte_bpe.py", "bigram.py", "sft.py", "dpo.py"}.isdisjoint(names)  # never imported
+    assert _closure("byte_bpe") >= {"byte_bpe.py", "bpe.py"}  # absolute import
+    assert "gpt.py" not in _closure("byte_bpe")
+    assert _closure("llmscratch.vocab") == {"vocab.py"}
     with pytest.raises(ValueError, match="code_roots"):
         code_closure(["no_such_module"])
+    with pytest.raises(ValueError, match="code_roots"):
+        code_closure(["recipes.no_such_module"])
+
+
+def test_code_closure_handles_subpackages():
+    """Dotted roots, ``from ..x import y``, ``from .sibling import y``, ``from . import sibling``,
+    and a package's ``__init__``: checked on the real recipes package."""
+    assert "recipes/instruct.py" in _closure("recipes.align")  # from .instruct import ...
+    assert "train.py" in _closure("recipes.align")  # from ..train import ...
+    assert "recipes/__init__.py" not in _closure("recipes.pretrain")
+    package = _closure("recipes")  # the package's __init__ re-exports its three modules
+    assert {"recipes/__init__.py", "recipes/pretrain.py", "recipes/instruct.py", "recipes/align.py"} <= package
+    assert _closure("recipes.pretrain") < package
 
 
 def test_cache_key_hashes_only_the_code_roots_closure():
     from llmscratch.checkpoint import package_fingerprint
 
-    assert package_fingerprint(["vocab"]) != package_fingerprint(["recipes"])
+    assert package_fingerprint(["vocab"]) != package_fingerprint(["recipes.pretrain"])
     assert package_fingerprint(["vocab"]) == package_fingerprint(["llmscratch.vocab"])
+    assert package_fingerprint(["recipes.pretrain"]) == package_fingerprint(["llmscratch.recipes.pretrain"])
     assert cache_key({"a": 1}, ["vocab"]) != cache_key({"a": 1})

@@ -1,22 +1,42 @@
-"""Tests for llmscratch.recipes: the reference run's configs, its data split, and its cache."""
+"""Tests for llmscratch.recipes: the reference runs' configs, their data, and their cache.
+
+The expensive runs (the chapter 4 GPT, SFT, DPO) are exercised through their own
+arguments only: tiny ``train_config``s, ``cache_dir``/``base_cache_dir`` in ``tmp_path``,
+and ``sft=`` for DPO. No module global is patched.
+"""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import math
+from pathlib import Path
 
 import pytest
 import torch
 
-from llmscratch.checkpoint import tensor_fingerprint, train_or_load
+import llmscratch
+from llmscratch import recipes
+from llmscratch.checkpoint import code_closure, tensor_fingerprint, train_or_load
+from llmscratch.dpo import DPOConfig
 from llmscratch.gpt import GPT, GPTConfig
+from llmscratch.mlp import MLPConfig
+from llmscratch.objectives import next_token_loss
+from llmscratch.recipes import align, instruct, pretrain
 from llmscratch.recipes import ShakespeareData, shakespeare_char_data, shakespeare_gpt_configs
-from llmscratch.train import TrainConfig, train
+from llmscratch.sft import text_loss
+from llmscratch.task_data import HANDMADE
+from llmscratch.tasks import PAIR_KINDS, TaskWords
+from llmscratch.train import TrainConfig, TrainResult, train
 from llmscratch.windows import TokenStream
 
 
 @pytest.fixture(scope="module")
 def shakespeare(mirror_dir) -> ShakespeareData:
     return shakespeare_char_data((mirror_dir / "tinyshakespeare.txt").read_text(encoding="utf-8"))
+
+
+# -- pretrain (chapters 1-4) ---------------------------------------------------------------
 
 
 def test_configs_are_valid_and_fresh():
@@ -29,6 +49,8 @@ def test_configs_are_valid_and_fresh():
     assert 0 < train_config.warmup_steps < train_config.max_steps
     # The final full evaluation is the figure that matters; estimates must stay rare and cheap.
     assert train_config.eval_interval >= 100 and train_config.eval_batches <= 5
+    assert train_config.num_threads == 2  # the thread count is a setting of the run, not a module global
+    assert not hasattr(pretrain, "TRAIN_THREADS")
     # Fresh objects: changing one call's config does not leak into the next.
     model_config.n_layer = 99
     train_config.lr = 1.0
@@ -36,6 +58,14 @@ def test_configs_are_valid_and_fresh():
     assert again_model.n_layer != 99 and again_train.lr != 1.0
     with pytest.raises(ValueError, match="vocab_size"):
         shakespeare_gpt_configs(0)
+
+
+@pytest.mark.parametrize("make", [pretrain.names_mlp_configs, pretrain.shakespeare_mlp_configs])
+def test_mlp_configs_are_valid(make):
+    model_config, train_config = make(27)
+    assert isinstance(model_config, MLPConfig) and model_config.vocab_size == 27
+    assert MLPConfig(**model_config.to_dict()) == model_config
+    assert TrainConfig(**train_config.to_dict()) == train_config
 
 
 def test_data_splits_90_10_by_position(shakespeare):
@@ -57,14 +87,14 @@ def test_train_or_load_reloads_the_same_weights(tmp_path, shakespeare):
     ids = shakespeare.train_ids[:2000]
     recipe_config, _ = shakespeare_gpt_configs(65)  # same flags (tied weights, bias, ...), tiny sizes
     config = dataclasses.replace(recipe_config, block_size=16, n_layer=1, n_head=2, n_embd=16)
-    train_config = TrainConfig(max_steps=5, batch_size=4, lr=1e-2, eval_interval=5, eval_batches=1)
+    train_config = TrainConfig(max_steps=5, batch_size=4, lr=1e-2, eval_interval=5, eval_batches=1, num_threads=1)
     key_parts = {"model": config.to_dict(), "train": train_config.to_dict(), "data": tensor_fingerprint(ids)}
     calls = []
 
     def fit(model):
         calls.append(1)
         stream = TokenStream(ids, config.block_size, targets="all")
-        return train(model, stream, stream, train_config, progress=False).to_dict()
+        return train(model, next_token_loss, stream, stream, train_config, progress=False).to_dict()
 
     torch.manual_seed(0)
     first, meta1 = train_or_load("tiny-gpt", GPT(config), fit, key_parts, cache_dir=tmp_path)
@@ -74,6 +104,162 @@ def test_train_or_load_reloads_the_same_weights(tmp_path, shakespeare):
     second, meta2 = train_or_load("tiny-gpt", fresh, fit, key_parts, cache_dir=tmp_path)
     assert len(calls) == 1
     assert (meta1["from_cache"], meta2["from_cache"]) == (False, True)
-    assert meta2["measurements"]["final_val_loss"] == pytest.approx(meta1["measurements"]["final_val_loss"])
+    assert meta2["measurements"]["final_val"]["loss"] == pytest.approx(meta1["measurements"]["final_val"]["loss"])
+    assert TrainResult.from_dict(meta2["measurements"]).steps == [0, 5]
     for (name, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items()):
         assert torch.equal(a, b), name
+
+
+def test_each_recipe_hashes_only_its_own_chapter_and_what_it_imports():
+    """A change to chapter 6's code must not retrain chapter 4's or 5's model."""
+    assert pretrain.CODE_ROOTS == ("recipes.pretrain",)
+    package = Path(llmscratch.__file__).parent
+    names = {root: {p.relative_to(package).as_posix() for p in code_closure([root])}
+             for root in ("recipes.pretrain", "recipes.instruct", "recipes.align")}
+    assert {"recipes/pretrain.py", "train.py", "gpt.py", "objectives.py", "lm.py", "validate.py"} <= names["recipes.pretrain"]
+    assert not {"recipes/instruct.py", "recipes/align.py", "sft.py", "dpo.py", "chat.py"} & names["recipes.pretrain"]
+    assert {"recipes/instruct.py", "recipes/pretrain.py", "sft.py", "chat.py"} <= names["recipes.instruct"]
+    assert not {"recipes/align.py", "dpo.py"} & names["recipes.instruct"]
+    assert {"recipes/align.py", "recipes/instruct.py", "recipes/pretrain.py", "dpo.py"} <= names["recipes.align"]
+    assert "recipes/__init__.py" not in names["recipes.align"]  # importing a sibling is not importing the package
+
+
+# -- instruct (chapter 5) ---------------------------------------------------------------------
+
+
+def test_sft_configs():
+    data, optim = recipes.sft_configs()
+    assert optim.lr < 6e-3  # below the pretraining peak
+    assert data.n_train >= optim.max_steps * optim.batch_size  # each example seen at most once
+    data.n_train = 1
+    assert recipes.sft_configs()[0].n_train != 1  # fresh objects
+    with pytest.raises(ValueError, match="loss_on"):
+        recipes.SFTConfig(loss_on="prompt")
+    with pytest.raises(ValueError, match="n_train"):
+        recipes.SFTConfig(n_train=0)
+    with pytest.raises(TypeError, match="n_val"):
+        recipes.SFTConfig(n_val=2.0)
+    with pytest.raises(TypeError, match="include_handmade"):
+        recipes.SFTConfig(include_handmade=1)
+    assert recipes.SFTConfig(mix={"good": 1.0, "terse": 0.0, "wrong": 0.0, "rude": 0.0}).mix.good == 1.0
+
+
+def test_task_words_and_datasets(task_words):
+    words = recipes.task_words()
+    assert isinstance(words, TaskWords) and words == task_words  # Tiny Shakespeare's words, as the tests build them
+    tok = recipes.assistant_tokenizer()
+    assert tok.vocab_size == 78 and tok.base_vocab_size == 65
+    config = recipes.SFTConfig(n_train=30, n_val=12)
+    train_set, val_set = recipes.sft_datasets(tok, config, 64)
+    assert len(train_set) == 30 + len(HANDMADE) and len(val_set) == 12
+    no_handmade, _ = recipes.sft_datasets(tok, dataclasses.replace(config, include_handmade=False), 64)
+    assert len(no_handmade) == 30
+
+
+def test_dpo_configs_and_preference_datasets():
+    data, dpo_config, optim = recipes.dpo_configs(0.3)
+    assert isinstance(dpo_config, DPOConfig) and dpo_config.beta == 0.3
+    assert isinstance(optim, TrainConfig) and optim.eval_batches is None and not optim.eval_train
+    assert optim.weight_decay == 0.0  # decay would pull the policy towards zero, not the reference
+    assert recipes.MAIN_BETA in recipes.BETAS and recipes.dpo_configs()[1].beta == recipes.MAIN_BETA
+    assert TrainConfig(**optim.to_dict()) == optim and DPOConfig(**dpo_config.to_dict()) == dpo_config
+    with pytest.raises(ValueError, match="beta"):
+        recipes.dpo_configs(-1.0)
+    with pytest.raises(ValueError, match="n_train"):
+        dataclasses.replace(data, n_train=0)
+    with pytest.raises(ValueError, match="seed"):
+        recipes.PreferenceDataConfig(seed=-1)
+    tok = recipes.assistant_tokenizer()
+    train_set, val_set = recipes.preference_datasets(tok, recipes.PreferenceDataConfig(n_train=8, n_val=8), 64)
+    assert (len(train_set), len(val_set)) == (8, 8)
+    assert all(p.seen_phrasing for p in train_set.pairs)  # training phrasings only
+    held = set(recipes.task_words().heldout)
+    for p in train_set.pairs:
+        if "'" in p.instruction:
+            assert p.instruction.split("'")[1] not in held
+    assert set(train_set.kinds) == set(PAIR_KINDS)
+
+
+# -- the expensive runs, in miniature -----------------------------------------------------------
+
+
+def _seed_base_cache(base_dir, data: ShakespeareData) -> GPT:
+    """Put an untrained stand-in for the chapter 4 GPT in ``base_dir`` under the recipe's own key.
+
+    ``assistant_sft`` takes the chapter 4 model only from ``shakespeare_char_gpt(cache_dir=
+    base_cache_dir)``; an entry written here with the recipe's key parts is what it loads
+    instead of training for minutes. (If the recipe's key changes, this test trains the real
+    model and then fails on ``shakespeare_val_loss_before``.)
+    """
+    model_config, train_config = shakespeare_gpt_configs(data.vocab.vocab_size)
+    key_parts = {"model": model_config.to_dict(), "train": train_config.to_dict(),
+                 "data": tensor_fingerprint(data.train_ids, data.val_ids), "init_seed": 0}
+    torch.manual_seed(0)
+    stand_in = GPT(model_config)
+    train_or_load("shakespeare-char-gpt", stand_in, lambda m: {"final_val": {"loss": 4.2}}, key_parts,
+                  cache_dir=base_dir, code_roots=pretrain.CODE_ROOTS)
+    return stand_in
+
+
+@pytest.fixture(scope="module")
+def tiny_sft(tmp_path_factory, mirror_dir):
+    base_dir, cache_dir = tmp_path_factory.mktemp("base"), tmp_path_factory.mktemp("sft")
+    data = recipes.shakespeare_char_data()
+    stand_in = _seed_base_cache(base_dir, data)
+    base, base_meta = recipes.shakespeare_char_gpt(cache_dir=base_dir, progress=False)
+    assert base_meta["from_cache"]  # the stand-in, not a 3,500-step run
+    kw = dict(sft_config=instruct.SFTConfig(n_train=40, n_val=18),
+              train_config=TrainConfig(max_steps=3, batch_size=4, lr=1e-3, eval_interval=3, eval_batches=1,
+                                       num_threads=1),
+              progress=False, cache_dir=cache_dir, base_cache_dir=base_dir)
+    first = recipes.assistant_sft(**kw)
+    second = recipes.assistant_sft(**kw)
+    return data, stand_in, first, second
+
+
+def test_assistant_sft_trains_once_then_loads(tiny_sft):
+    data, stand_in, (model, tok, meta), (again, tok2, meta2) = tiny_sft
+    assert (meta["from_cache"], meta2["from_cache"]) == (False, True)
+    assert tok.vocab_size == model.config.vocab_size == 78 and tok2.vocab_size == 78
+    assert not model.training and not again.training
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+    m = meta2["measurements"]
+    assert m["shakespeare_val_loss_before"] == 4.2  # the stand-in's measurement: the base came from base_cache_dir
+    assert m["n_train_examples"] == 40 + len(HANDMADE)
+    assert m["steps"] == [0, 3] and math.isfinite(m["final_val"]["loss"])
+    assert TrainResult.from_dict(m).final_val_loss == m["final_val"]["loss"]  # extra keys ignored
+    # The stored measurements are those of the weights the cache gives back.
+    assert m["shakespeare_val_loss_after"] == pytest.approx(text_loss(again, data.val_ids), rel=1e-5)
+    assert m["shakespeare_val_loss_after_old_vocab"] <= m["shakespeare_val_loss_after"]
+    # The fine-tuned model started from the stand-in: three small steps stay close to it.
+    assert (model.transformer.h[0].attn.c_attn.weight - stand_in.transformer.h[0].attn.c_attn.weight).abs().max() < 0.01
+
+
+def test_assistant_dpo_trains_once_then_loads(tiny_sft, tmp_path):
+    _, _, (model, tok, _), _ = tiny_sft
+    sft_before = copy.deepcopy(model.state_dict())
+    kw = dict(data_config=align.PreferenceDataConfig(n_train=16, n_val=8), dpo_config=DPOConfig(beta=0.5),
+              train_config=TrainConfig(max_steps=2, batch_size=4, lr=1e-3, eval_interval=1, eval_batches=None,
+                                       eval_train=False, num_threads=1),
+              sft=(model, tok), progress=False, cache_dir=tmp_path)
+    policy, reference, tok_out, dmeta = recipes.assistant_dpo(**kw)
+    policy2, _, _, dmeta2 = recipes.assistant_dpo(**kw)
+    assert tok_out is tok
+    assert (dmeta["from_cache"], dmeta2["from_cache"]) == (False, True)
+    assert not policy.training and not reference.training
+    assert all(torch.equal(a, b) for a, b in zip(policy.state_dict().values(), policy2.state_dict().values()))
+    assert all(torch.equal(a, sft_before[k]) for k, a in model.state_dict().items())  # the SFT model is untouched
+    assert all(torch.equal(a, sft_before[k]) for k, a in reference.state_dict().items())  # reference = SFT model
+    assert not any(p.requires_grad for p in reference.parameters())
+    assert not torch.equal(policy.lm_head.weight, model.lm_head.weight)
+    m = dmeta2["measurements"]
+    assert m["steps"] == [0, 1, 2]
+    assert m["val"]["loss"][0] == pytest.approx(math.log(2), abs=1e-5)  # policy == reference at step 0
+    assert set(m["heldout"]["accuracy_by_kind"]) == set(PAIR_KINDS)
+    assert m["heldout"]["accuracy"] == pytest.approx(m["final_val"]["accuracy"], abs=1e-6)
+    assert m["heldout"]["loss"] == pytest.approx(m["final_val"]["loss"], abs=1e-5)
+    assert m["drift"]["token_kl_nats"] > 0
+    assert TrainResult.from_dict(m).final_val["count"] == 8
+    # beta is part of the key: another beta is another run
+    _, _, _, other = recipes.assistant_dpo(**{**kw, "dpo_config": DPOConfig(beta=2.0)})
+    assert not other["from_cache"]

@@ -276,7 +276,7 @@ def copy_mathjax(app: Sphinx, exception: Exception | None) -> None:
 def api_markdown(package: str) -> str:
     """MyST for one ``automodule`` section per module of ``package``, sorted by name."""
     pkg = __import__(package)
-    names = sorted(m.name for m in pkgutil.iter_modules(pkg.__path__, package + "."))
+    names = sorted(m.name for m in pkgutil.walk_packages(pkg.__path__, package + "."))
     names = [n for n in names if not n.rsplit(".", 1)[1].startswith("_")]
     parts = []
     for name in names:

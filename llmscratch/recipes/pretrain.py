@@ -1,4 +1,4 @@
-"""The book's reference training runs, defined once so that later chapters reuse them.
+"""The reference runs of chapters 1-4, defined once so that later chapters reuse them.
 
 * Chapter 1: the MLP on Indian names (:func:`names_mlp_configs`, :func:`names_char_data`).
 * Chapter 2: the MLP on Tiny Shakespeare (:func:`shakespeare_mlp_configs`), which chapter 3
@@ -23,19 +23,19 @@ from dataclasses import dataclass
 
 import torch
 
-from .checkpoint import tensor_fingerprint, train_or_load
-from .data import load_indian_names, load_text
-from .gpt import GPT, GPTConfig
-from .mlp import MLPConfig, MLPLanguageModel
-from .train import TrainConfig, TrainResult, train
-from .vocab import CharVocab
-from .windows import TokenStream, WindowDataset, name_windows, split_by_name, split_by_position
+from ..checkpoint import tensor_fingerprint, train_or_load
+from ..data import load_indian_names, load_text
+from ..gpt import GPT, GPTConfig
+from ..mlp import MLPConfig, MLPLanguageModel
+from ..objectives import next_token_loss
+from ..train import TrainConfig, TrainResult, train
+from ..vocab import CharVocab
+from ..windows import TokenStream, WindowDataset, name_windows, split_by_name, split_by_position
 
 TRAIN_FRACTION = 0.9  # the first 90% of the characters train, the last 10% are held out
 # A checkpoint key hashes this module and every package module it imports (not later
 # chapters' modules, which cannot change these runs).
-CODE_ROOTS = ("recipes",)
-TRAIN_THREADS = 2  # 1.8x the tokens/s of one thread on 2 idle cores (3x slower if a core is busy)
+CODE_ROOTS = ("recipes.pretrain",)
 
 
 def train_mlp_cached(name: str, config: MLPConfig, train_config: TrainConfig, train_set, val_set,
@@ -52,7 +52,7 @@ def train_mlp_cached(name: str, config: MLPConfig, train_config: TrainConfig, tr
     model, meta = train_or_load(
         name,
         model,
-        fit=lambda m: train(m, train_set, val_set, train_config).to_dict(),
+        fit=lambda m: train(m, next_token_loss, train_set, val_set, train_config).to_dict(),
         key_parts={"model": config.to_dict(), "train": train_config.to_dict(),
                    "data": tensor_fingerprint(*train_set.tensors, *val_set.tensors), "init_seed": init_seed},
         code_roots=CODE_ROOTS,
@@ -169,6 +169,7 @@ def shakespeare_gpt_configs(vocab_size: int) -> tuple[GPTConfig, TrainConfig]:
         eval_interval=500,
         eval_batches=2,
         seed=0,
+        num_threads=2,
     )
     return model, optim
 
@@ -179,9 +180,9 @@ def shakespeare_char_gpt(
     """The trained Tiny Shakespeare GPT, from the checkpoint cache when possible.
 
     Builds the model of :func:`shakespeare_gpt_configs` with ``torch.manual_seed(0)``,
-    then trains it with :func:`llmscratch.train.train` on ``TokenStream(train_ids,
+    then trains it with :func:`llmscratch.train.train` and
+    :func:`~llmscratch.objectives.next_token_loss` on ``TokenStream(train_ids,
     block_size, targets="all")`` (or loads the weights a previous identical run saved).
-    Training sets torch to ``TRAIN_THREADS`` threads and restores the old count.
 
     Args:
         progress: show a progress bar while training (default: see ``train.show_progress``).
@@ -190,9 +191,9 @@ def shakespeare_char_gpt(
     Returns:
         ``(model, meta)``: the model in eval mode, and the metadata of
         :func:`~llmscratch.checkpoint.train_or_load`; ``meta["measurements"]`` holds the
-        :class:`~llmscratch.train.TrainResult` fields (``final_val_loss`` in nats per
-        character, ``train_seconds``, ``tokens_per_second``, ...) plus ``n_params`` and
-        ``num_threads``; ``meta["from_cache"]`` says whether training was skipped.
+        :class:`~llmscratch.train.TrainResult` fields (``final_val["loss"]`` in nats per
+        character, ``train_seconds``, ``tokens_per_second``, ...) plus ``n_params``;
+        ``meta["from_cache"]`` says whether training was skipped.
     """
     data = shakespeare_char_data()
     model_config, train_config = shakespeare_gpt_configs(data.vocab.vocab_size)
@@ -203,13 +204,8 @@ def shakespeare_char_gpt(
         block_size = model_config.block_size
         train_set = TokenStream(data.train_ids, block_size, targets="all")
         val_set = TokenStream(data.val_ids, block_size, targets="all")
-        old_threads = torch.get_num_threads()
-        torch.set_num_threads(TRAIN_THREADS)
-        try:
-            result = train(m, train_set, val_set, train_config, progress=progress)
-        finally:
-            torch.set_num_threads(old_threads)
-        return {**result.to_dict(), "n_params": m.num_parameters(), "num_threads": TRAIN_THREADS}
+        result = train(m, next_token_loss, train_set, val_set, train_config, progress=progress)
+        return {**result.to_dict(), "n_params": m.num_parameters()}
 
     key_parts = {
         "model": model_config.to_dict(),

@@ -1,0 +1,173 @@
+"""The reference run of chapter 5: the chapter 4 GPT fine-tuned into a small assistant (SFT).
+
+:func:`assistant_sft` loads the chapter 4 model (:func:`~llmscratch.recipes.pretrain.shakespeare_char_gpt`),
+gives it the assistant's vocabulary, and fine-tunes it through the one training loop
+with the next-token objective on response-masked examples; the result is cached
+(:func:`llmscratch.checkpoint.train_or_load`), so chapter 6 loads it instead of
+training it again. :func:`task_words` is the one place the task family's word list
+is read from disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+
+from ..chat import AssistantTokenizer
+from ..checkpoint import tensor_fingerprint, train_or_load
+from ..data import load_text
+from ..gpt import GPT
+from ..objectives import next_token_loss
+from ..sft import LOSS_ON, SFTDataset, extend_vocab, text_loss
+from ..task_data import HANDMADE, make_sft_examples
+from ..tasks import QualityMix, TaskWords
+from ..train import TrainConfig, train
+from ..validate import check_bool, check_choice, check_int, check_positive_int
+from .pretrain import shakespeare_char_data, shakespeare_char_gpt
+
+
+@dataclass
+class SFTConfig:
+    """What the fine-tuning data is made of.
+
+    Attributes:
+        n_train: generated training examples (:func:`~llmscratch.task_data.make_sft_examples`),
+            plus :data:`~llmscratch.task_data.HANDMADE` if ``include_handmade``.
+        n_val: held-out examples (held-out inputs, all phrasings, same mix) for the
+            validation loss.
+        data_seed: seeds both example generators.
+        mix: response styles of the data.
+        loss_on: ``"response"`` or ``"all"`` (see :class:`SFTDataset`).
+        include_handmade: add the hand-made examples to the training set.
+
+    Raises:
+        ValueError: for a count below 1 or an unknown ``loss_on``.
+    """
+
+    n_train: int = 25_600
+    n_val: int = 450
+    data_seed: int = 0
+    mix: QualityMix = field(default_factory=QualityMix)
+    loss_on: str = "response"
+    include_handmade: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("n_train", "n_val"):
+            check_positive_int(name, getattr(self, name))
+        check_int("data_seed", self.data_seed, minimum=0)
+        check_choice("loss_on", self.loss_on, LOSS_ON)
+        check_bool("include_handmade", self.include_handmade)
+        if isinstance(self.mix, dict):
+            self.mix = QualityMix(**self.mix)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def sft_configs() -> tuple[SFTConfig, TrainConfig]:
+    """The book's fine-tuning settings (fresh objects each call).
+
+    One pass over 25,600 generated examples (800 steps of 32), each seen once: with
+    3,000 examples seen ten times the model memorised the training examples instead of
+    learning to read the word (training loss kept falling, held-out loss stalled).
+    Peak learning rate 4e-3, two thirds of pretraining's 6e-3, warm-up then cosine
+    decay. The format is learnt at once (a 50-step run already ends 100% of held-out
+    responses with the end token), but reading the quoted word (copy, upper-case,
+    first letter) appears only after about 400-500 steps, and a lower rate delays it
+    past the budget (at 1e-3 for 500 steps it never appeared).
+    """
+    data = SFTConfig()
+    optim = TrainConfig(max_steps=800, batch_size=32, lr=4e-3, warmup_steps=20, weight_decay=0.1,
+                        betas=(0.9, 0.99), grad_clip=1.0, eval_interval=100, eval_batches=4, seed=0,
+                        num_threads=2)
+    return data, optim
+
+
+@lru_cache(maxsize=1)
+def task_words() -> TaskWords:
+    """The words of the word tasks, from Tiny Shakespeare (:meth:`~llmscratch.tasks.TaskWords.from_text`)."""
+    return TaskWords.from_text(load_text("tinyshakespeare"))
+
+
+def sft_datasets(tokenizer: AssistantTokenizer, config: SFTConfig, block_size: int) -> tuple[SFTDataset, SFTDataset]:
+    """Training and held-out :class:`~llmscratch.sft.SFTDataset` of ``config``."""
+    words = task_words()
+    train_examples = make_sft_examples(config.n_train, words, seed=config.data_seed, mix=config.mix)
+    if config.include_handmade:
+        train_examples += list(HANDMADE)
+    val_examples = make_sft_examples(config.n_val, words, seed=config.data_seed + 1, mix=config.mix,
+                                     split="heldout")
+    kw = dict(loss_on=config.loss_on, block_size=block_size)
+    return (SFTDataset.from_examples(tokenizer, train_examples, **kw),
+            SFTDataset.from_examples(tokenizer, val_examples, **kw))
+
+
+def assistant_tokenizer() -> AssistantTokenizer:
+    """The book's assistant tokenizer: the chapter 4 characters + what the tasks need + 3 specials."""
+    return AssistantTokenizer(shakespeare_char_data().vocab)
+
+
+def assistant_sft(
+    *,
+    sft_config: SFTConfig | None = None,
+    train_config: TrainConfig | None = None,
+    progress: bool | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    base_cache_dir: str | os.PathLike | None = None,
+) -> tuple[GPT, AssistantTokenizer, dict]:
+    """The fine-tuned assistant, from the checkpoint cache when possible.
+
+    Loads the chapter 4 GPT (:func:`llmscratch.recipes.shakespeare_char_gpt`), gives it
+    the assistant's vocabulary (:func:`extend_vocab`), and fine-tunes it with
+    :func:`llmscratch.train.train` and :func:`~llmscratch.objectives.next_token_loss` on
+    :func:`sft_datasets` (settings of :func:`sft_configs` unless given). The cache
+    key covers both configs, the data, the tokenizer, the chapter 4 weights
+    (:func:`~llmscratch.checkpoint.tensor_fingerprint`) and the code of this module
+    and what it imports.
+
+    Args:
+        sft_config, train_config: override the book's settings.
+        progress: show a progress bar (default: ``train.show_progress``).
+        cache_dir: the checkpoint cache for the fine-tuned model.
+        base_cache_dir: the checkpoint cache of the chapter 4 model.
+
+    Returns:
+        ``(model, tokenizer, meta)``: the model in eval mode; ``meta["measurements"]``
+        holds the :class:`~llmscratch.train.TrainResult` fields (losses in nats per
+        response token), ``n_train_examples``, ``n_train_targets``,
+        ``shakespeare_val_loss_before`` and ``_after`` (nats per character on the held-out
+        10% of Tiny Shakespeare) and ``shakespeare_val_loss_after_old_vocab`` (the same
+        with the softmax over the 65 original characters only);
+        ``meta["from_cache"]`` says whether training was skipped.
+    """
+    default_sft, default_train = sft_configs()
+    sft_config = sft_config if sft_config is not None else default_sft
+    train_config = train_config if train_config is not None else default_train
+    data = shakespeare_char_data()
+    tokenizer = AssistantTokenizer(data.vocab)
+    base, base_meta = shakespeare_char_gpt(progress=progress, cache_dir=base_cache_dir)
+    block_size = base.config.block_size
+    train_set, val_set = sft_datasets(tokenizer, sft_config, block_size)
+    model = extend_vocab(base, tokenizer.vocab_size)  # deterministic: no random rows
+
+    def fit(m: GPT) -> dict:
+        result = train(m, next_token_loss, train_set, val_set, train_config, progress=progress)
+        after = text_loss(m, data.val_ids)
+        after_old_vocab = text_loss(m, data.val_ids, vocab_limit=tokenizer.base_vocab_size)
+        return {**result.to_dict(), "n_train_examples": len(train_set), "n_train_targets": train_set.num_targets,
+                "shakespeare_val_loss_before": base_meta["measurements"]["final_val"]["loss"],
+                "shakespeare_val_loss_after": after, "shakespeare_val_loss_after_old_vocab": after_old_vocab}
+
+    key_parts = {
+        "sft": json.loads(json.dumps(sft_config.to_dict())),
+        "train": train_config.to_dict(),
+        "data": tensor_fingerprint(*train_set.tensors, *val_set.tensors),
+        "tokenizer": tokenizer.decode(range(tokenizer.vocab_size)),
+        "base_weights": tensor_fingerprint(*base.state_dict().values()),
+    }
+    model, meta = train_or_load("assistant-sft", model, fit, key_parts, cache_dir=cache_dir,
+                                code_roots=("recipes.instruct",))
+    model.eval()
+    return model, tokenizer, meta
