@@ -11,12 +11,13 @@ from llmscratch import tasks as T
 from llmscratch.chat import END_OF_TEXT, INSTRUCTION, RESPONSE, SPECIAL_TOKENS, AssistantTokenizer, alpaca_text
 from llmscratch.vocab import CharVocab
 
-SHAKESPEARE_CHARS = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+from helpers import SHAKESPEARE_CHARS, assistant_tokenizer
+
 
 
 @pytest.fixture(scope="module")
 def tok() -> AssistantTokenizer:
-    return AssistantTokenizer(CharVocab(list(SHAKESPEARE_CHARS)))
+    return assistant_tokenizer()
 
 
 def test_tokenizer_keeps_old_ids_and_adds_what_the_tasks_need(tok):

@@ -13,23 +13,17 @@ from llmscratch import tasks as T
 from llmscratch.chat import AssistantTokenizer
 from llmscratch.dpo import (DPOConfig, DPOObjective, PreferenceDataset, dataset_logprobs, dpo_loss, drift,
                             frozen_reference, pair_metrics, preference_metrics, sequence_logprob, token_logprobs)
-from llmscratch.gpt import GPT, GPTConfig
 from llmscratch.task_data import make_preference_pairs
 from llmscratch.train import TrainConfig, evaluate, train
-from llmscratch.vocab import CharVocab
 
-SHAKESPEARE_CHARS = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+from helpers import assistant_tokenizer, tiny_gpt
+
 LN2 = math.log(2)
 
 
 @pytest.fixture(scope="module")
 def tok() -> AssistantTokenizer:
-    return AssistantTokenizer(CharVocab(list(SHAKESPEARE_CHARS)))
-
-
-def _tiny_gpt(vocab_size: int, seed: int = 0) -> GPT:
-    torch.manual_seed(seed)
-    return GPT(GPTConfig(vocab_size=vocab_size, block_size=64, n_layer=1, n_head=2, n_embd=16, tie_weights=False))
+    return assistant_tokenizer()
 
 
 def _logp_alone(model, tok, instruction: str, response: str) -> float:
@@ -44,7 +38,7 @@ def _logp_alone(model, tok, instruction: str, response: str) -> float:
 
 
 def test_sequence_logprob_sums_the_response_tokens_only(tok):
-    model = _tiny_gpt(tok.vocab_size).eval()
+    model = tiny_gpt(tok.vocab_size).eval()
     ids, mask = tok.render("Reverse 'king'.", "Gladly: gnik.")
     with torch.no_grad():
         got = sequence_logprob(model, ids[None], mask[None])
@@ -59,7 +53,7 @@ def test_sequence_logprob_sums_the_response_tokens_only(tok):
 
 
 def test_padding_cannot_change_sequence_logprob(tok):
-    model = _tiny_gpt(tok.vocab_size).eval()
+    model = tiny_gpt(tok.vocab_size).eval()
     ids, mask = tok.render("Give the last letter of 'rose'.", "Gladly: e.")
     with torch.no_grad():
         alone = sequence_logprob(model, ids[None], mask[None])
@@ -70,7 +64,7 @@ def test_padding_cannot_change_sequence_logprob(tok):
 
 
 def test_sequence_logprob_errors(tok):
-    model = _tiny_gpt(tok.vocab_size)
+    model = tiny_gpt(tok.vocab_size)
     ids = torch.zeros(2, 5, dtype=torch.long)
     mask = torch.zeros(2, 5, dtype=torch.bool)
     with pytest.raises(ValueError, match="shape"):
@@ -91,7 +85,7 @@ def test_sequence_logprob_errors(tok):
 
 
 def test_loss_is_ln2_when_policy_equals_reference(tok, task_words):
-    model = _tiny_gpt(tok.vocab_size)
+    model = tiny_gpt(tok.vocab_size)
     reference = frozen_reference(model)
     ds = PreferenceDataset(tok, make_preference_pairs(8, task_words, seed=0))
     ids, mask = ds.batch(torch.arange(8))
@@ -140,7 +134,7 @@ def test_dpo_loss_errors():
 
 
 def test_a_gradient_step_prefers_the_chosen_response(tok, task_words):
-    policy = _tiny_gpt(tok.vocab_size)
+    policy = tiny_gpt(tok.vocab_size)
     reference = frozen_reference(policy)
     ds = PreferenceDataset(tok, make_preference_pairs(4, task_words, seed=1))
     ids, mask = ds.batch(torch.arange(4))
@@ -169,7 +163,7 @@ def test_a_gradient_step_prefers_the_chosen_response(tok, task_words):
 
 
 def test_frozen_reference_is_an_independent_frozen_copy():
-    model = _tiny_gpt(20).train()
+    model = tiny_gpt(20).train()
     reference = frozen_reference(model)
     assert not reference.training and model.training
     assert not any(p.requires_grad for p in reference.parameters())
@@ -212,7 +206,7 @@ def test_preference_dataset_protocol(tok, task_words):
 
 def test_dpo_objective_against_unbatched_log_probabilities(tok, task_words):
     """The objective scores a padded block of chosen + rejected; recompute pair by pair, unpadded."""
-    policy, other = _tiny_gpt(tok.vocab_size, seed=0), _tiny_gpt(tok.vocab_size, seed=1)
+    policy, other = tiny_gpt(tok.vocab_size, seed=0), tiny_gpt(tok.vocab_size, seed=1)
     reference = frozen_reference(other)
     pairs = make_preference_pairs(6, task_words, seed=5)
     ds = PreferenceDataset(tok, pairs)
@@ -235,7 +229,7 @@ def test_dpo_objective_against_unbatched_log_probabilities(tok, task_words):
 
 
 def test_dpo_objective_refuses_a_trainable_reference_and_bad_beta(tok):
-    model = _tiny_gpt(tok.vocab_size)
+    model = tiny_gpt(tok.vocab_size)
     with pytest.raises(ValueError, match="frozen"):
         DPOObjective(model, beta=0.1)
     with pytest.raises(ValueError, match="beta"):
@@ -274,7 +268,7 @@ def dpo_runs(tok, pair_sets):
     train_set, val_set = pair_sets
     runs = []
     for _ in range(2):
-        policy = _tiny_gpt(tok.vocab_size)
+        policy = tiny_gpt(tok.vocab_size)
         reference = frozen_reference(policy)
         result = train(policy, DPOObjective(reference, 0.5), train_set, val_set, TrainConfig(**DPO_TRAIN),
                        progress=False)
@@ -292,7 +286,7 @@ def test_dpo_step_zero_is_ln2_on_the_held_out_pairs(dpo_runs):
 
 def test_dpo_step_zero_is_ln2_with_random_estimates_too(tok, pair_sets):
     train_set, val_set = pair_sets
-    policy = _tiny_gpt(tok.vocab_size, seed=9)
+    policy = tiny_gpt(tok.vocab_size, seed=9)
     cfg = TrainConfig(**{**DPO_TRAIN, "max_steps": 1, "warmup_steps": 0, "eval_batches": 2, "eval_train": True})
     result = train(policy, DPOObjective(frozen_reference(policy), 2.0), train_set, val_set, cfg, progress=False)
     assert result.train["loss"][0] == pytest.approx(LN2, abs=1e-5)
@@ -327,7 +321,7 @@ def test_dpo_learns_the_preferences(dpo_runs, pair_sets):
 
 
 def test_metrics_and_drift_at_the_start(tok, task_words):
-    model = _tiny_gpt(tok.vocab_size)
+    model = tiny_gpt(tok.vocab_size)
     reference = frozen_reference(model)
     pairs = make_preference_pairs(12, task_words, seed=2)
     ds = PreferenceDataset(tok, pairs)
@@ -345,7 +339,7 @@ def test_metrics_and_drift_at_the_start(tok, task_words):
 
 
 def test_accuracy_by_kind_against_pair_by_pair_rewards(tok, task_words):
-    policy, reference = _tiny_gpt(tok.vocab_size, seed=0).eval(), frozen_reference(_tiny_gpt(tok.vocab_size, seed=1))
+    policy, reference = tiny_gpt(tok.vocab_size, seed=0).eval(), frozen_reference(tiny_gpt(tok.vocab_size, seed=1))
     pairs = make_preference_pairs(16, task_words, seed=3)
     m = preference_metrics(policy, reference, PreferenceDataset(tok, pairs), beta=0.7)
     wins: dict[str, list[bool]] = {}
@@ -361,10 +355,10 @@ def test_accuracy_by_kind_against_pair_by_pair_rewards(tok, task_words):
 def test_drift_token_kl_against_kl_div(tok, task_words):
     """token_kl_nats: the mean over teacher-forced response positions of KL(pi || pi_ref),
     recomputed pair by pair without padding with torch's kl_div (log_target=True)."""
-    policy = _tiny_gpt(tok.vocab_size, seed=0).train()  # drift must score in eval mode
+    policy = tiny_gpt(tok.vocab_size, seed=0).train()  # drift must score in eval mode
     with torch.no_grad():
         policy.lm_head.weight.mul_(30.0)  # far from the reference, so the KL is not tiny
-    reference = frozen_reference(_tiny_gpt(tok.vocab_size, seed=1))
+    reference = frozen_reference(tiny_gpt(tok.vocab_size, seed=1))
     pairs = make_preference_pairs(8, task_words, seed=4)
     d = drift(policy, reference, PreferenceDataset(tok, pairs))
     assert policy.training  # restored

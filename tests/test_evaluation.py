@@ -13,24 +13,18 @@ import torch
 from llmscratch.chat import AssistantTokenizer
 from llmscratch.evaluation import (EVAL_SAMPLES, Generation, evaluate_behaviour, generate_responses,
                                    paired_difference, sample_responses, summarise)
-from llmscratch.gpt import GPT, GPTConfig
+from llmscratch.gpt import GPTConfig
 from llmscratch.grading import grade
 from llmscratch.lm import LanguageModel
 from llmscratch.task_data import HANDMADE, make_eval_prompts
 from llmscratch.tasks import TASKS, Example, Prompt
-from llmscratch.vocab import CharVocab
 
-SHAKESPEARE_CHARS = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+from helpers import assistant_tokenizer, tiny_gpt
 
 
 @pytest.fixture(scope="module")
 def tok() -> AssistantTokenizer:
-    return AssistantTokenizer(CharVocab(list(SHAKESPEARE_CHARS)))
-
-
-def _tiny_gpt(vocab_size: int, seed: int = 0) -> GPT:
-    torch.manual_seed(seed)
-    return GPT(GPTConfig(vocab_size=vocab_size, block_size=64, n_layer=1, n_head=2, n_embd=16, tie_weights=False))
+    return assistant_tokenizer()
 
 
 class ScriptedLM(LanguageModel):
@@ -92,7 +86,7 @@ def test_generation_to_dict(tok):
 
 
 def test_generate_responses_is_seeded_and_orders_samples(tok, task_words):
-    model = _tiny_gpt(tok.vocab_size)
+    model = tiny_gpt(tok.vocab_size)
     prompts = make_eval_prompts(2, task_words, seed=0)
     a = generate_responses(model, tok, prompts, greedy=False, samples=3, seed=7, max_new_tokens=8)
     b = generate_responses(model, tok, prompts, greedy=False, samples=3, seed=7, max_new_tokens=8)
@@ -110,7 +104,7 @@ def test_generate_responses_is_seeded_and_orders_samples(tok, task_words):
 
 def test_greedy_responses_do_not_depend_on_batching(tok, task_words):
     """Prompts are batched by length; each answer must be what the prompt gets alone."""
-    model = _tiny_gpt(tok.vocab_size, seed=1)
+    model = tiny_gpt(tok.vocab_size, seed=1)
     prompts = make_eval_prompts(2, task_words, seed=4)
     together = generate_responses(model, tok, prompts, max_new_tokens=6)
     alone = [generate_responses(model, tok, [p], max_new_tokens=6)[0] for p in prompts]
@@ -118,7 +112,7 @@ def test_greedy_responses_do_not_depend_on_batching(tok, task_words):
 
 
 def test_sample_responses_samples_several_answers_per_prompt(tok, task_words):
-    model = _tiny_gpt(tok.vocab_size)
+    model = tiny_gpt(tok.vocab_size)
     prompts = make_eval_prompts(1, task_words, seed=0)
     got = sample_responses(model, tok, prompts)
     assert EVAL_SAMPLES >= 2 and len(got) == EVAL_SAMPLES * len(prompts)

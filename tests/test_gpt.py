@@ -7,7 +7,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from llmscratch.gpt import GPT, Block, GPTConfig
 from llmscratch.train import param_groups

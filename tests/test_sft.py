@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import pytest
@@ -13,26 +12,19 @@ from torch import nn
 from llmscratch import sft
 from llmscratch import tasks as T
 from llmscratch.chat import AssistantTokenizer
-from llmscratch.gpt import GPT, GPTConfig
+from llmscratch.gpt import GPT
 from llmscratch.lm import IGNORE_INDEX
 from llmscratch.objectives import next_token_loss
 from llmscratch.sft import SFTDataset, extend_vocab, text_loss
 from llmscratch.task_data import make_sft_examples
 from llmscratch.train import TrainConfig, train
-from llmscratch.vocab import CharVocab
 
-SHAKESPEARE_CHARS = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+from helpers import assistant_tokenizer, tiny_gpt
 
 
 @pytest.fixture(scope="module")
 def tok() -> AssistantTokenizer:
-    return AssistantTokenizer(CharVocab(list(SHAKESPEARE_CHARS)))
-
-
-def _tiny_gpt(vocab_size: int, seed: int = 0, **kw) -> GPT:
-    torch.manual_seed(seed)
-    config = GPTConfig(vocab_size=vocab_size, block_size=64, n_layer=1, n_head=2, n_embd=16, tie_weights=False)
-    return GPT(dataclasses.replace(config, **kw))
+    return assistant_tokenizer()
 
 
 # -- extend_vocab --------------------------------------------------------------------------
@@ -40,7 +32,7 @@ def _tiny_gpt(vocab_size: int, seed: int = 0, **kw) -> GPT:
 
 @pytest.mark.parametrize("tie", [False, True])
 def test_extend_vocab_keeps_old_logits_and_means_new_rows(tok, tie):
-    old = _tiny_gpt(65, tie_weights=tie)
+    old = tiny_gpt(65, tie_weights=tie)
     state = torch.get_rng_state()
     new = extend_vocab(old, tok.vocab_size)
     assert torch.equal(torch.get_rng_state(), state)  # the global generator is untouched
@@ -72,7 +64,7 @@ def test_extend_vocab_keeps_old_logits_and_means_new_rows(tok, tie):
 
 
 def test_extend_vocab_keeps_the_mode_and_errors():
-    old = _tiny_gpt(65).eval()
+    old = tiny_gpt(65).eval()
     assert not extend_vocab(old, 70).training and extend_vocab(old.train(), 70).training
     with pytest.raises(ValueError, match="new_vocab_size"):
         extend_vocab(old, 64)
@@ -122,7 +114,7 @@ def test_dataset_errors(tok, task_words):
 
 def test_padding_never_reaches_the_loss(tok):
     """An example's loss is the same alone and in a batch padded for a much longer example."""
-    model = _tiny_gpt(tok.vocab_size)
+    model = tiny_gpt(tok.vocab_size)
     short = T.Example("first", "Which letter starts 'cat'?", "Gladly: c.", "c", "good")
     long = T.Example("insult", "Say something rude to me.", "I will not, friend; be well.", "I will not", "good")
     alone = SFTDataset.from_examples(tok, [short])
@@ -158,7 +150,7 @@ def test_dataset_protocol_and_train(tok, task_words):
                          num_threads=1)
     results = []
     for _ in range(2):
-        model = _tiny_gpt(tok.vocab_size)
+        model = tiny_gpt(tok.vocab_size)
         results.append(train(model, next_token_loss, train_set, val_set, config, progress=False))
     assert results[0].batch_loss == results[1].batch_loss  # seeded
     assert results[0].steps == [0, 15, 30]
@@ -188,7 +180,7 @@ def _windows_nll(model: GPT, ids: torch.Tensor, limit: int | None = None) -> flo
 
 
 def test_text_loss_against_windows_laid_end_to_end(tok):
-    old = _tiny_gpt(65, seed=3).eval()
+    old = tiny_gpt(65, seed=3).eval()
     ids = torch.randint(0, 65, (64 * 11 + 1,), generator=torch.Generator().manual_seed(0))
     assert text_loss(old, ids) == pytest.approx(_windows_nll(old, ids), rel=1e-5)
     assert text_loss(old, ids, batch_size=3) == pytest.approx(_windows_nll(old, ids), rel=1e-5)
