@@ -10,7 +10,7 @@ config and whatever the training run measured).
 
 :func:`train_or_load` stores a trained model under a key that hashes everything that
 determines the result: the configs, a fingerprint of the data, the torch version and
-the source code of the package modules the run imports. Changing any of them changes the key, so the cache
+the code (docstrings and comments aside) of the package modules the run imports. Changing any of them changes the key, so the cache
 can never serve a model the current code would not have produced; a missing entry is
 simply retrained, deterministically, to the same result.
 """
@@ -102,8 +102,25 @@ def code_closure(roots: Iterable[str]) -> list[Path]:
     return sorted(seen.values())
 
 
+def code_text(path: Path) -> str:
+    """The code of a source file without its docstrings and comments: its syntax tree, dumped.
+
+    Two files that differ only in docstrings, comments or layout give the same text, so
+    editing a docstring does not invalidate a trained model, while any change to what the
+    code does changes it.
+    """
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
+
+
 def package_fingerprint(code_roots: Iterable[str] | None = None) -> str:
-    """SHA-256 of the package's source files, plus torch's version.
+    """SHA-256 of the code (:func:`code_text`) of the package's source files, plus torch's version.
 
     Args:
         code_roots: hash only these modules and what they import (:func:`code_closure`);
@@ -114,7 +131,7 @@ def package_fingerprint(code_roots: Iterable[str] | None = None) -> str:
     files = sorted(package.rglob("*.py")) if code_roots is None else code_closure(code_roots)
     for path in files:
         h.update(path.relative_to(package).as_posix().encode())
-        h.update(path.read_bytes())
+        h.update(code_text(path).encode())
     return h.hexdigest()
 
 

@@ -318,8 +318,9 @@ def drift(policy: torch.nn.Module, reference: torch.nn.Module, dataset: Preferen
     over the vocabulary; ``chosen_log_ratio`` and ``rejected_log_ratio``, the mean
     ``log pi(y|x) - log pi_ref(y|x)`` of whole responses (nats).
     """
-    was = policy.training
+    modes = [(model, model.training) for model in (policy, reference)]
     policy.eval()
+    reference.eval()
     try:
         ids, mask = dataset.batch(torch.arange(len(dataset)))
         logp = policy(ids[:, :-1])[0].log_softmax(-1)  # (2N, T-1, V)
@@ -329,6 +330,7 @@ def drift(policy: torch.nn.Module, reference: torch.nn.Module, dataset: Preferen
         pc, pr = dataset_logprobs(policy, dataset)
         rc, rr = dataset_logprobs(reference, dataset)
     finally:
-        policy.train(was)
+        for model, was in modes:
+            model.train(was)
     return {"token_kl_nats": kl[m].mean().item(), "chosen_log_ratio": (pc - rc).mean().item(),
             "rejected_log_ratio": (pr - rr).mean().item()}

@@ -101,7 +101,7 @@ class LanguageModel(nn.Module):
                     f"this model reads exactly block_size={block_size} tokens; the prompt has "
                     f"{idx.shape[1]}: pass pad_id to left-pad it"
                 )
-            pad = torch.full((idx.shape[0], block_size - idx.shape[1]), pad_id, dtype=idx.dtype)
+            pad = torch.full((idx.shape[0], block_size - idx.shape[1]), pad_id, dtype=idx.dtype, device=idx.device)
             idx = torch.cat([pad, idx], dim=1)
         return idx
 

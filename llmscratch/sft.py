@@ -237,8 +237,8 @@ def text_loss(model: torch.nn.Module, ids: torch.Tensor, *, vocab_limit: int | N
         ValueError: for ``vocab_limit`` outside ``[1, vocab_size]``.
     """
     vocab_size = model.config.vocab_size
-    if vocab_limit is not None and not 1 <= vocab_limit <= vocab_size:
-        raise ValueError(f"vocab_limit must be in [1, {vocab_size}], got {vocab_limit}")
+    if vocab_limit is not None:
+        check_int("vocab_limit", vocab_limit, minimum=1, maximum=vocab_size)
     stream = TokenStream(ids, model.config.block_size, targets="all")
     view = model if vocab_limit is None else _FirstLogits(model, vocab_limit)
     return evaluate(view, stream, batch_size=batch_size, max_batches=max_batches)["loss"]

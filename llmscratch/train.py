@@ -68,7 +68,8 @@ class TrainConfig:
         max_steps: number of optimiser steps.
         batch_size: examples per minibatch (``B``): windows, sequences or pairs.
         lr: peak learning rate of AdamW.
-        min_lr: learning rate at the end of the cosine decay (default ``lr / 10``).
+        min_lr: learning rate at the end of the cosine decay (default ``lr / 10``, filled in
+            at construction: ``dataclasses.replace(config, lr=...)`` keeps the old value).
         warmup_steps: steps of linear warm-up from 0 to ``lr``.
         schedule: ``"cosine"`` (warm-up, then cosine decay to ``min_lr``) or ``"constant"``.
         weight_decay: decoupled weight decay (Loshchilov & Hutter, 2019), applied only
@@ -77,7 +78,8 @@ class TrainConfig:
         grad_clip: clip the global gradient norm to this value (None: no clipping).
         eval_interval: evaluate every this many steps (and at step 0 and the last step).
         eval_batches: random minibatches of ``batch_size`` per estimate; None scores the
-            whole held-out set in one deterministic pass instead.
+            whole held-out set (and, with ``eval_train``, the whole training set) in one
+            deterministic pass instead.
         eval_train: also estimate the objective on the training set at each evaluation.
         eval_batch_size: minibatch size of deterministic passes (the final evaluation).
         seed: seeds the minibatch sampling and torch's global generator (dropout).
@@ -303,8 +305,8 @@ def train(model: torch.nn.Module, objective: Objective, train_set: Dataset, val_
     Raises:
         TypeError: if ``config`` is not a TrainConfig or ``model`` not a torch module.
         ValueError: if the model has no trainable parameter.
-        FloatingPointError: if the loss becomes NaN or infinite (nothing is returned,
-            so nothing half-trained is cached).
+        FloatingPointError: if the loss becomes NaN or infinite; the update that would
+            have used it is not made, and nothing is returned, so nothing is cached.
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
@@ -326,15 +328,15 @@ def train(model: torch.nn.Module, objective: Objective, train_set: Dataset, val_
             for group in optimizer.param_groups:
                 group["lr"] = lr
             loss, metrics = objective(model, train_set.sample(config.batch_size, batch_gen))
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):  # stop before the update: the weights stay as they were
+                raise FloatingPointError(f"the training loss is {loss_value} at step {step}: lower lr "
+                                         f"(now {lr:g}) or check the data; the run is not kept")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
             optimizer.step()
-            loss_value = loss.item()
-            if not math.isfinite(loss_value):
-                raise FloatingPointError(f"the training loss is {loss_value} at step {step}: lower lr "
-                                         f"(now {lr:g}) or check the data; the run is not kept")
             tokens += metrics.get(TOKENS, 0)
             _append(result.batch, {"loss": loss_value, **metrics})
             result.lr.append(lr)

@@ -25,6 +25,7 @@ def mirror_dir() -> Path:
     path = _mirror_dir()
     if not path.is_dir():
         pytest.fail(f"data mirror {path} not found; set LLMSCRATCH_DATA_MIRROR")
+    os.environ.setdefault("LLMSCRATCH_DATA_MIRROR", str(path))  # no test downloads
     return path
 
 

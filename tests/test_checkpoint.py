@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import llmscratch
-from llmscratch.checkpoint import cache_key, load_checkpoint, save_checkpoint, train_or_load
+from llmscratch.checkpoint import cache_key, code_text, load_checkpoint, save_checkpoint, train_or_load
 from llmscratch.gpt import GPT, GPTConfig
 
 
@@ -94,3 +94,14 @@ def test_cache_key_hashes_only_the_code_roots_closure():
     assert package_fingerprint(["vocab"]) == package_fingerprint(["llmscratch.vocab"])
     assert package_fingerprint(["recipes.pretrain"]) == package_fingerprint(["llmscratch.recipes.pretrain"])
     assert cache_key({"a": 1}, ["vocab"]) != cache_key({"a": 1})
+
+
+def test_code_text_ignores_docstrings_and_comments_but_not_code(tmp_path):
+    a, b, c = tmp_path / "a.py", tmp_path / "b.py", tmp_path / "c.py"
+    a.write_text('"""Module."""\n\ndef f(x):\n    """Doc."""\n    return x + 1  # one\n')
+    b.write_text('"""Another module text."""\n\n\ndef f(x):\n    """Other doc."""\n    # a comment\n    return x + 1\n')
+    c.write_text('def f(x):\n    return x + 2\n')
+    assert code_text(a) == code_text(b)
+    assert code_text(a) != code_text(c)
+    a.write_text('def f(x):\n    """Only a docstring."""\n')
+    assert "Pass" in code_text(a)  # a body that was only a docstring stays a valid tree

@@ -379,3 +379,13 @@ def test_drift_token_kl_against_kl_div(tok, task_words):
     assert d["token_kl_nats"] > 0.5
     assert d["chosen_log_ratio"] == pytest.approx(sum(chosen_ratio) / len(pairs), abs=1e-4)
     assert d["rejected_log_ratio"] == pytest.approx(sum(rejected_ratio) / len(pairs), abs=1e-4)
+
+
+def test_drift_scores_a_reference_in_train_mode_in_eval_mode(tok, task_words):
+    """A reference not made by frozen_reference (train mode, dropout on) is scored without dropout."""
+    policy = tiny_gpt(tok.vocab_size, seed=0)
+    reference = tiny_gpt(tok.vocab_size, seed=1, dropout=0.5).requires_grad_(False)
+    data = PreferenceDataset(tok, make_preference_pairs(6, task_words, seed=2))
+    in_train_mode = drift(policy, reference.train(), data)
+    assert reference.training  # restored
+    assert in_train_mode == drift(policy, reference.eval(), data)

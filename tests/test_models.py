@@ -129,6 +129,8 @@ def test_bigram_refit_replaces_counts():
         ({"vocab_size": 3, "alpha": float("inf")}, ValueError, "alpha"),
         ({"vocab_size": 3, "alpha": "1"}, TypeError, "alpha"),
         ({"vocab_size": 3, "block_size": 2}, ValueError, "block_size"),
+        ({"vocab_size": 3, "block_size": 1.0}, TypeError, "block_size"),
+        ({"vocab_size": 3, "block_size": True}, TypeError, "block_size"),
     ],
 )
 def test_bigram_config_validation(kwargs, error, match):

@@ -183,35 +183,18 @@ def test_dpo_configs_and_preference_datasets():
 # -- the expensive runs, in miniature -----------------------------------------------------------
 
 
-def _seed_base_cache(base_dir, data: ShakespeareData) -> GPT:
-    """Put an untrained stand-in for the chapter 4 GPT in ``base_dir`` under the recipe's own key.
-
-    ``assistant_sft`` takes the chapter 4 model only from ``shakespeare_char_gpt(cache_dir=
-    base_cache_dir)``; an entry written here with the recipe's key parts is what it loads
-    instead of training for minutes. (If the recipe's key changes, this test trains the real
-    model and then fails on ``shakespeare_val_loss_before``.)
-    """
-    model_config, train_config = shakespeare_gpt_configs(data.vocab.vocab_size)
-    key_parts = {"model": model_config.to_dict(), "train": train_config.to_dict(),
-                 "data": tensor_fingerprint(data.train_ids, data.val_ids), "init_seed": 0}
-    torch.manual_seed(0)
-    stand_in = GPT(model_config)
-    train_or_load("shakespeare-char-gpt", stand_in, lambda m: {"final_val": {"loss": 4.2}}, key_parts,
-                  cache_dir=base_dir, code_roots=pretrain.CODE_ROOTS)
-    return stand_in
-
-
 @pytest.fixture(scope="module")
 def tiny_sft(tmp_path_factory, mirror_dir):
-    base_dir, cache_dir = tmp_path_factory.mktemp("base"), tmp_path_factory.mktemp("sft")
+    cache_dir = tmp_path_factory.mktemp("sft")
     data = recipes.shakespeare_char_data()
-    stand_in = _seed_base_cache(base_dir, data)
-    base, base_meta = recipes.shakespeare_char_gpt(cache_dir=base_dir, progress=False)
-    assert base_meta["from_cache"]  # the stand-in, not a 3,500-step run
+    model_config, _ = shakespeare_gpt_configs(data.vocab.vocab_size)
+    torch.manual_seed(0)
+    stand_in = GPT(model_config)  # an untrained stand-in for the chapter 4 model, passed in
     kw = dict(sft_config=instruct.SFTConfig(n_train=40, n_val=18),
               train_config=TrainConfig(max_steps=3, batch_size=4, lr=1e-3, eval_interval=3, eval_batches=1,
                                        num_threads=1),
-              progress=False, cache_dir=cache_dir, base_cache_dir=base_dir)
+              base=(stand_in, {"measurements": {"final_val": {"loss": 4.2}}}),
+              progress=False, cache_dir=cache_dir)
     first = recipes.assistant_sft(**kw)
     second = recipes.assistant_sft(**kw)
     return data, stand_in, first, second
@@ -224,7 +207,7 @@ def test_assistant_sft_trains_once_then_loads(tiny_sft):
     assert not model.training and not again.training
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
     m = meta2["measurements"]
-    assert m["shakespeare_val_loss_before"] == 4.2  # the stand-in's measurement: the base came from base_cache_dir
+    assert m["shakespeare_val_loss_before"] == 4.2  # the stand-in's measurement: the base passed in was used
     assert m["n_train_examples"] == 40 + len(HANDMADE)
     assert m["steps"] == [0, 3] and math.isfinite(m["final_val"]["loss"])
     assert TrainResult.from_dict(m).final_val_loss == m["final_val"]["loss"]  # extra keys ignored

@@ -195,6 +195,9 @@ def test_text_loss_against_windows_laid_end_to_end(tok):
         text_loss(new, ids, vocab_limit=0)
     with pytest.raises(ValueError, match="vocab_limit"):
         text_loss(new, ids, vocab_limit=tok.vocab_size + 1)
+    for bad in (2.5, True):
+        with pytest.raises(TypeError, match="vocab_limit"):
+            text_loss(new, ids, vocab_limit=bad)
 
 
 # -- instruction_data_stats ------------------------------------------------------------------

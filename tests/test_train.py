@@ -261,6 +261,16 @@ def test_non_finite_loss_raises_and_nothing_is_cached(names_data, tmp_path, bad)
     assert torch.get_num_threads() == 1  # the thread count is restored on the way out
 
 
+def test_a_non_finite_loss_leaves_the_weights_as_they_were(names_data):
+    vocab, train_set, val_set = names_data
+    model = _small_mlp(vocab.vocab_size)
+    before = copy.deepcopy(model.state_dict())
+    cfg = TrainConfig(max_steps=3, batch_size=8, eval_batches=1, num_threads=1)
+    with pytest.raises(FloatingPointError):
+        train(model, _scaled(next_token_loss, math.nan), train_set, val_set, cfg, progress=False)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
 def test_num_threads_is_set_during_the_run_and_restored(names_data):
     vocab, train_set, val_set = names_data
     seen = []

@@ -113,6 +113,7 @@ def assistant_sft(
     *,
     sft_config: SFTConfig | None = None,
     train_config: TrainConfig | None = None,
+    base: tuple[GPT, dict] | None = None,
     progress: bool | None = None,
     cache_dir: str | os.PathLike | None = None,
     base_cache_dir: str | os.PathLike | None = None,
@@ -129,6 +130,10 @@ def assistant_sft(
 
     Args:
         sft_config, train_config: override the book's settings.
+        base: ``(model, meta)`` of the chapter 4 model, if already loaded (default:
+            :func:`~llmscratch.recipes.pretrain.shakespeare_char_gpt` from
+            ``base_cache_dir``); ``meta["measurements"]["final_val"]["loss"]`` is its
+            held-out loss. The model is not modified.
         progress: show a progress bar (default: ``train.show_progress``).
         cache_dir: the checkpoint cache for the fine-tuned model.
         base_cache_dir: the checkpoint cache of the chapter 4 model.
@@ -147,7 +152,8 @@ def assistant_sft(
     train_config = train_config if train_config is not None else default_train
     data = shakespeare_char_data()
     tokenizer = AssistantTokenizer(data.vocab)
-    base, base_meta = shakespeare_char_gpt(progress=progress, cache_dir=base_cache_dir)
+    base, base_meta = base if base is not None else shakespeare_char_gpt(progress=progress,
+                                                                        cache_dir=base_cache_dir)
     block_size = base.config.block_size
     train_set, val_set = sft_datasets(tokenizer, sft_config, block_size)
     model = extend_vocab(base, tokenizer.vocab_size)  # deterministic: no random rows
