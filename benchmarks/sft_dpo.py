@@ -117,7 +117,7 @@ def main(argv=None) -> int:
             runs[beta] = dict(meta=dm, greedy=g, sampled=s,
                               paired_sampled=paired_difference(sft_sampled, sampled),
                               paired_greedy=paired_difference(sft_greedy, greedy))
-            fv = dm["heldout"]
+            fv = {**dm["final_val"], "accuracy_by_kind": dm["accuracy_by_kind"]}
             print(f"DPO beta={beta:g}: {dm['train_seconds']:.1f} s, held-out preference accuracy "
                   f"{dm['val']['accuracy'][0]:.1%} -> {fv['accuracy']:.1%} (by kind: "
                   + ", ".join(f"{k} {v:.0%}" for k, v in fv["accuracy_by_kind"].items())
@@ -133,7 +133,7 @@ def main(argv=None) -> int:
     checks = {
         "total_seconds": total <= TARGET_TOTAL_SECONDS,
         "sft_format_adherence": min(sft_g["format_adherence"], sft_s["format_adherence"]) >= TARGET_FORMAT_ADHERENCE,
-        "dpo_val_pref_accuracy": main_run["meta"]["heldout"]["accuracy"] >= TARGET_PREF_ACCURACY,
+        "dpo_val_pref_accuracy": main_run["meta"]["final_val"]["accuracy"] >= TARGET_PREF_ACCURACY,
         "dpo_lower_wrong_or_rude": paired["difference"] < -2 * paired["standard_error"],
     }
     print(f"total: {total:.1f} s (SFT {sft_seconds:.1f} s, DPO x{len(BETAS)} {dpo_seconds:.1f} s, "
@@ -148,7 +148,7 @@ def main(argv=None) -> int:
         "sft_rude_rate": round(sft_s["rude_rate"], 4),
         "sft_wrong_or_rude_rate_greedy": round(sft_g["wrong_or_rude_rate"], 4),
         "dpo_beta": MAIN_BETA,
-        "dpo_val_pref_accuracy": round(main_run["meta"]["heldout"]["accuracy"], 4),
+        "dpo_val_pref_accuracy": round(main_run["meta"]["final_val"]["accuracy"], 4),
         "dpo_exact_match": round(main_run["sampled"]["exact_match"], 4),
         "dpo_wrong_or_rude_rate": round(main_run["sampled"]["wrong_or_rude_rate"], 4),
         "dpo_rude_rate": round(main_run["sampled"]["rude_rate"], 4),
@@ -156,7 +156,7 @@ def main(argv=None) -> int:
         "wrong_or_rude_change": round(paired["difference"], 4),
         "wrong_or_rude_change_standard_error": round(paired["standard_error"], 4),
         "dpo_token_kl_nats": round(main_run["meta"]["drift"]["token_kl_nats"], 4),
-        "betas": {f"{b:g}": {"val_pref_accuracy": round(r["meta"]["heldout"]["accuracy"], 4),
+        "betas": {f"{b:g}": {"val_pref_accuracy": round(r["meta"]["final_val"]["accuracy"], 4),
                              "token_kl_nats": round(r["meta"]["drift"]["token_kl_nats"], 4),
                              "wrong_or_rude_rate": round(r["sampled"]["wrong_or_rude_rate"], 4),
                              "rude_rate": round(r["sampled"]["rude_rate"], 4),

@@ -212,26 +212,27 @@ def dataset_logprobs(model: torch.nn.Module, dataset: PreferenceDataset, *, batc
     return torch.cat(chosen), torch.cat(rejected)
 
 
-def pair_metrics(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
-                 reference_chosen_logps: torch.Tensor, reference_rejected_logps: torch.Tensor,
-                 beta: float) -> tuple[torch.Tensor, dict[str, float]]:
-    """:func:`dpo_loss` and what it says about the pairs, as means over the batch.
+def reward_metrics(chosen_rewards: torch.Tensor, rejected_rewards: torch.Tensor,
+                   policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor) -> dict[str, float]:
+    """What the implicit rewards of :func:`dpo_loss` say about a batch of pairs, as means.
+
+    Args:
+        chosen_rewards, rejected_rewards: ``(B,)`` implicit rewards ``beta * log-ratio``.
+        policy_chosen_logps, policy_rejected_logps: ``(B,)`` sequence log-probabilities
+            under the policy, nats.
 
     Returns:
-        ``(loss, metrics)``: ``accuracy`` (share of pairs whose chosen reward beats the
-        rejected one; 0 when policy == reference, every margin then being 0),
-        ``margin`` (mean reward difference), ``chosen_reward`` and ``rejected_reward``
-        (means of ``beta * log-ratio``), ``logp_accuracy`` (share of pairs where the
-        policy itself gives the chosen response the higher probability: the preference
-        a model expresses when it generates).
+        ``accuracy`` (share of pairs whose chosen reward beats the rejected one; 0 when
+        policy == reference, every margin then being 0), ``margin`` (mean reward
+        difference), ``chosen_reward`` and ``rejected_reward`` (means), ``logp_accuracy``
+        (share of pairs where the policy itself gives the chosen response the higher
+        probability: the preference a model expresses when it generates).
     """
-    loss, chosen, rejected = dpo_loss(policy_chosen_logps, policy_rejected_logps,
-                                      reference_chosen_logps, reference_rejected_logps, beta)
-    return loss, {
-        "accuracy": (chosen > rejected).float().mean().item(),
-        "margin": (chosen - rejected).mean().item(),
-        "chosen_reward": chosen.mean().item(),
-        "rejected_reward": rejected.mean().item(),
+    return {
+        "accuracy": (chosen_rewards > rejected_rewards).float().mean().item(),
+        "margin": (chosen_rewards - rejected_rewards).mean().item(),
+        "chosen_reward": chosen_rewards.mean().item(),
+        "rejected_reward": rejected_rewards.mean().item(),
         "logp_accuracy": (policy_chosen_logps > policy_rejected_logps).float().mean().item(),
     }
 
@@ -241,9 +242,12 @@ class DPOObjective:
 
     ``batch`` is a :meth:`PreferenceDataset.batch` block, ``ids (2B, T)`` and
     ``mask (2B, T)`` with the ``B`` chosen responses first. The policy scores both halves
-    in one forward pass; the frozen reference scores them too, without gradients; the
-    loss is :func:`dpo_loss` with this ``beta``, the metrics those of :func:`pair_metrics`
-    plus ``count`` (pairs) and ``tokens``.
+    in one forward pass; the frozen reference scores them too, without gradients
+    (:meth:`reference_logps`); :meth:`loss` turns the four log-probabilities into the
+    loss (:func:`dpo_loss` with this ``beta``) and the metrics of :func:`reward_metrics`,
+    to which ``count`` (pairs) and ``tokens`` are added. A variant of DPO overrides
+    :meth:`loss` (another loss of the same log-probabilities, e.g. IPO) or
+    :meth:`reference_logps` (another reference).
 
     Args:
         reference: the frozen reference model (:func:`frozen_reference`).
@@ -263,11 +267,23 @@ class DPOObjective:
                  ) -> tuple[torch.Tensor, dict[str, float]]:
         ids, mask = batch
         n = ids.shape[0] // 2
-        logps = sequence_logprob(policy, ids, mask)  # (2B,)
-        with torch.no_grad():
-            ref = sequence_logprob(self.reference, ids, mask)  # (2B,)
-        loss, metrics = pair_metrics(logps[:n], logps[n:], ref[:n], ref[n:], self.beta)
+        logps = sequence_logprob(policy, ids, mask)  # (2B,): chosen, then rejected
+        ref = self.reference_logps(ids, mask)  # (2B,)
+        loss, metrics = self.loss(logps[:n], logps[n:], ref[:n], ref[n:])
         return loss, {**metrics, "count": n, "tokens": ids.numel()}
+
+    @torch.no_grad()
+    def reference_logps(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Sequence log-probabilities ``(2B,)`` of the batch under the frozen reference."""
+        return sequence_logprob(self.reference, ids, mask)
+
+    def loss(self, policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
+             reference_chosen_logps: torch.Tensor, reference_rejected_logps: torch.Tensor
+             ) -> tuple[torch.Tensor, dict[str, float]]:
+        """:func:`dpo_loss` of the four ``(B,)`` log-probabilities, and :func:`reward_metrics`."""
+        loss, chosen, rejected = dpo_loss(policy_chosen_logps, policy_rejected_logps,
+                                          reference_chosen_logps, reference_rejected_logps, self.beta)
+        return loss, reward_metrics(chosen, rejected, policy_chosen_logps, policy_rejected_logps)
 
 
 @dataclass
@@ -295,13 +311,14 @@ def preference_metrics(policy: torch.nn.Module, reference: torch.nn.Module, data
                        beta: float) -> dict:
     """How well ``policy`` separates the pairs of ``dataset``, relative to ``reference``.
 
-    Returns a dict: ``loss`` (mean DPO loss, nats), the metrics of :func:`pair_metrics`,
+    Returns a dict: ``loss`` (mean DPO loss, nats), the metrics of :func:`reward_metrics`,
     and ``accuracy_by_kind`` (for each pair kind present, the share of its pairs whose
     chosen reward is higher).
     """
     pc, pr = dataset_logprobs(policy, dataset)
     rc, rr = dataset_logprobs(reference, dataset)
-    loss, metrics = pair_metrics(pc, pr, rc, rr, beta)
+    loss, chosen, rejected = dpo_loss(pc, pr, rc, rr, beta)
+    metrics = reward_metrics(chosen, rejected, pc, pr)
     win = (pc - rc) > (pr - rr)  # (N,): the chosen reward is higher (beta > 0 cancels)
     kinds = dataset.kinds
     by_kind = {k: win[[i for i, x in enumerate(kinds) if x == k]].float().mean().item()

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from llmscratch import tasks as T
 from llmscratch.chat import AssistantTokenizer
 from llmscratch.dpo import (DPOConfig, DPOObjective, PreferenceDataset, dataset_logprobs, dpo_loss, drift,
-                            frozen_reference, pair_metrics, preference_metrics, sequence_logprob, token_logprobs)
+                            frozen_reference, preference_metrics, reward_metrics, sequence_logprob, token_logprobs)
 from llmscratch.task_data import make_preference_pairs
 from llmscratch.train import TrainConfig, evaluate, train
 
@@ -81,7 +81,7 @@ def test_sequence_logprob_errors(tok):
         sequence_logprob(model, ids[:, :1], mask[:, :1])
 
 
-# -- dpo_loss and pair_metrics --------------------------------------------------------------
+# -- dpo_loss and reward_metrics ------------------------------------------------------------
 
 
 def test_loss_is_ln2_when_policy_equals_reference(tok, task_words):
@@ -108,8 +108,7 @@ def test_loss_matches_a_hand_computed_example():
     assert chosen.tolist() == pytest.approx([0.25, -0.5])
     assert rejected.tolist() == pytest.approx([-0.25, 0.5])
     assert not chosen.requires_grad
-    loss, metrics = pair_metrics(pc, pr, rc, rr, beta=0.5)
-    assert loss.item() == pytest.approx(expected, abs=1e-6)
+    metrics = reward_metrics(chosen, rejected, pc, pr)
     assert metrics == pytest.approx({
         "accuracy": 0.5,  # pair 1's chosen reward 0.25 > -0.25; pair 2's -0.5 < 0.5
         "margin": ((0.25 + 0.25) + (-0.5 - 0.5)) / 2,
@@ -389,3 +388,29 @@ def test_drift_scores_a_reference_in_train_mode_in_eval_mode(tok, task_words):
     in_train_mode = drift(policy, reference.train(), data)
     assert reference.training  # restored
     assert in_train_mode == drift(policy, reference.eval(), data)
+
+
+def test_a_dpo_variant_overrides_only_the_loss_or_the_reference(tok, task_words):
+    """IPO-like and reference-free variants: one overridden method each, same batch handling."""
+    policy = tiny_gpt(tok.vocab_size, seed=0)
+    reference = frozen_reference(tiny_gpt(tok.vocab_size, seed=1))
+    batch = PreferenceDataset(tok, make_preference_pairs(6, task_words, seed=3)).batches(6).__next__()
+
+    class SquaredMargin(DPOObjective):
+        def loss(self, pc, pr, rc, rr):
+            margin = (pc - rc) - (pr - rr)
+            return ((margin - 1.0) ** 2).mean(), {}
+
+    class NoReference(DPOObjective):
+        def reference_logps(self, ids, mask):
+            return torch.zeros(ids.shape[0])
+
+    ids, mask = batch
+    logps = sequence_logprob(policy, ids, mask).detach()
+    ref = sequence_logprob(reference, ids, mask)
+    loss, metrics = SquaredMargin(reference, 0.5)(policy, batch)
+    want = (((logps[:6] - ref[:6]) - (logps[6:] - ref[6:]) - 1.0) ** 2).mean()
+    assert loss.item() == pytest.approx(want.item(), rel=1e-5) and metrics == {"count": 6, "tokens": ids.numel()}
+    loss, metrics = NoReference(reference, 0.5)(policy, batch)
+    want, _, _ = dpo_loss(logps[:6], logps[6:], torch.zeros(6), torch.zeros(6), 0.5)
+    assert loss.item() == pytest.approx(want.item(), rel=1e-5)

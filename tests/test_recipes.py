@@ -238,9 +238,7 @@ def test_assistant_dpo_trains_once_then_loads(tiny_sft, tmp_path):
     m = dmeta2["measurements"]
     assert m["steps"] == [0, 1, 2]
     assert m["val"]["loss"][0] == pytest.approx(math.log(2), abs=1e-5)  # policy == reference at step 0
-    assert set(m["heldout"]["accuracy_by_kind"]) == set(PAIR_KINDS)
-    assert m["heldout"]["accuracy"] == pytest.approx(m["final_val"]["accuracy"], abs=1e-6)
-    assert m["heldout"]["loss"] == pytest.approx(m["final_val"]["loss"], abs=1e-5)
+    assert set(m["accuracy_by_kind"]) == set(PAIR_KINDS)
     assert m["drift"]["token_kl_nats"] > 0
     assert TrainResult.from_dict(m).final_val["count"] == 8
     # beta is part of the key: another beta is another run

@@ -109,10 +109,10 @@ def assistant_dpo(
     Returns:
         ``(policy, reference, tokenizer, meta)``, both models in eval mode;
         ``meta["measurements"]`` holds the :class:`~llmscratch.train.TrainResult` fields
-        (``val["accuracy"]``, ``batch["margin"]``, ...), ``heldout``
-        (:func:`~llmscratch.dpo.preference_metrics` after training, with
-        ``accuracy_by_kind``) and ``drift`` (:func:`~llmscratch.dpo.drift` on the
-        held-out pairs).
+        (``val["accuracy"]``, ``batch["margin"]``, ``final_val`` on all held-out pairs,
+        ...), ``accuracy_by_kind`` (held-out preference accuracy per pair kind, from
+        :func:`~llmscratch.dpo.preference_metrics`) and ``drift``
+        (:func:`~llmscratch.dpo.drift` on the held-out pairs).
     """
     default_data, default_dpo, default_optim = dpo_configs(beta)
     data_config = data_config if data_config is not None else default_data
@@ -129,8 +129,8 @@ def assistant_dpo(
     def fit(m: GPT) -> dict:
         objective = DPOObjective(reference, dpo_config.beta)
         result = train(m, objective, train_set, val_set, train_config, progress=progress)
-        return {**result.to_dict(), "heldout": preference_metrics(m, reference, val_set, dpo_config.beta),
-                "drift": drift(m, reference, val_set)}
+        by_kind = preference_metrics(m, reference, val_set, dpo_config.beta)["accuracy_by_kind"]
+        return {**result.to_dict(), "accuracy_by_kind": by_kind, "drift": drift(m, reference, val_set)}
 
     key_parts = {
         "data": data_config.to_dict(),
