@@ -3,7 +3,7 @@
 The recipe is :func:`llmscratch.recipes.shakespeare_char_gpt`; this script points its
 checkpoint cache at an empty temporary folder, so the model really trains.
 
-    python benchmarks/gpt_train.py             # about 4 minutes on 2 CPU cores
+    python benchmarks/gpt_train.py             # 3 to 6 minutes on 2 CPU cores, by processor
 
 Targets: held-out loss (last 10% of the text, full pass) at most 1.60 nats per
 character, training at most 240 s. Prints readable lines, then one line of JSON:
