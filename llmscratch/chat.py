@@ -11,14 +11,24 @@ characters the tasks need, the special tokens); :meth:`AssistantTokenizer.render
 gives ``(ids, loss_mask)`` for one example, the mask marking the tokens whose loss
 counts (the response and the end token); :func:`alpaca_text` writes a real
 instruction record in the same template.
+
+Special tokens cannot be forged from text. Only the template puts a special id in a
+sequence (:meth:`~AssistantTokenizer.render` and
+:meth:`~AssistantTokenizer.render_prompt` insert them as ids and refuse text holding
+a marker's string); :meth:`~AssistantTokenizer.encode` follows tiktoken
+(:func:`llmscratch.special_tokens.split_on_special`): it turns a marker's string into
+its id only when the caller passes ``allowed_special``, and by default refuses text
+holding one.
 """
 
 from __future__ import annotations
 
-import re
+import operator
+from collections.abc import Iterable, Mapping
 
 import torch
 
+from .special_tokens import split_on_special
 from .task_data import alphabet
 from .vocab import CharVocab
 
@@ -35,8 +45,16 @@ class AssistantTokenizer:
     pretrained rows keep their meaning; then come the characters of ``extra_chars`` that
     ``base`` lacks (sorted), then :data:`SPECIAL_TOKENS`: ``"### Instruction:\\n"``,
     ``"\\n\\n### Response:\\n"`` and ``"<|endoftext|>"``. A special token as one id keeps
-    examples short (the template costs 3 tokens, not 46 characters) and cannot be
-    confused with the same characters typed in a request.
+    examples short (the template costs 3 tokens, not 46 characters).
+
+    Text never becomes a special id by accident. The template inserts the markers as ids
+    and refuses a request or a response that holds a marker's string; :meth:`encode`
+    turns a marker's string into its id only when asked to (``allowed_special``) and by
+    default refuses it. So the same characters typed in a request -- or spelled out
+    character by character by the model, where the vocabulary holds them -- stay
+    characters or are refused, never the id the model was trained to treat as a turn
+    boundary. Decoded text does not tell the two apart (:meth:`decode` writes a special
+    token out as its string); compare ids, not text, to find the markers.
 
     Padding reuses the end-of-text id (``pad_id == eot_id``): padded positions are never
     targets and, the model being causal, never seen by a real token.
@@ -61,7 +79,7 @@ class AssistantTokenizer:
         self.inst_id, self.resp_id, self.eot_id = n, n + 1, n + 2
         self.pad_id = self.eot_id
         self._special_ids = {INSTRUCTION: self.inst_id, RESPONSE: self.resp_id, END_OF_TEXT: self.eot_id}
-        self._split = re.compile("(" + "|".join(re.escape(s) for s in SPECIAL_TOKENS) + ")")
+        self._special_names = {i: s for s, i in self._special_ids.items()}
 
     @property
     def vocab_size(self) -> int:
@@ -73,54 +91,112 @@ class AssistantTokenizer:
         """``(inst_id, resp_id, eot_id)``."""
         return self.inst_id, self.resp_id, self.eot_id
 
-    def encode(self, text: str) -> list[int]:
-        """Token ids of ``text``; each occurrence of a special token's string becomes its id.
+    def encode(self, text: str, *, allowed_special: str | set[str] = "none_raise") -> list[int]:
+        """Token ids of ``text``: one per character, or per special token where allowed.
+
+        ``allowed_special`` has tiktoken's meaning (see
+        :func:`llmscratch.special_tokens.split_on_special`):
+
+        - ``"none_raise"`` (default): text holding a special token's string raises, so no
+          text -- typed by a user or decoded from a model's output -- can forge a marker.
+        - ``"all"``: each special token's string becomes its id (for text you wrote).
+        - a set of special token strings: those become ids, any other one raises.
+        - ``"none"``: special token strings are ordinary characters (which the vocabulary
+          must then hold: the book's lacks ``#``, ``<``, ``|`` and ``>``).
+
+        Without ``"all"`` or a set, the result holds no special id.
 
         Raises:
-            ValueError: naming a character outside the vocabulary.
+            TypeError: ``text`` is not a str.
+            ValueError: a special token not allowed, an invalid ``allowed_special``, or a
+                character outside the vocabulary (named, with its index in ``text``).
         """
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
         ids: list[int] = []
-        for piece in self._split.split(text):
-            if piece in self._special_ids:
-                ids.append(self._special_ids[piece])
-            elif piece:
-                ids.extend(self.chars.encode(piece))
+        start = 0
+        for part in split_on_special(text, self._special_ids, allowed_special):
+            if isinstance(part, int):
+                ids.append(part)
+                start += len(self._special_names[part])
+            else:
+                ids.extend(self._encode_chars(part, "text", start))
+                start += len(part)
         return ids
 
+    def _encode_chars(self, piece: str, name: str, start: int = 0) -> list[int]:
+        """Character ids of ``piece``, which starts at index ``start`` of the text ``name``."""
+        stoi = self.chars.stoi
+        for i, ch in enumerate(piece):
+            if ch not in stoi:
+                raise ValueError(
+                    f"character {ch!r} at index {start + i} of {name} is not in the vocabulary "
+                    f"({self.chars.vocab_size} characters: {''.join(self.chars.itos)!r})"
+                )
+        return [stoi[ch] for ch in piece]
+
+    def _check_ids(self, ids) -> list[int]:
+        """``ids`` as a list of Python ints, each in ``[0, vocab_size)``."""
+        if isinstance(ids, torch.Tensor):
+            if ids.dtype == torch.bool or ids.dtype.is_floating_point or ids.dtype.is_complex:
+                raise TypeError(f"ids must be an integer tensor, got dtype {ids.dtype}")
+            if ids.dim() != 1:
+                raise ValueError(f"ids must be a 1-D tensor, got shape {tuple(ids.shape)}")
+            ids = ids.tolist()
+        elif isinstance(ids, (str, bytes, bytearray, Mapping)) or not isinstance(ids, Iterable):
+            raise TypeError(f"ids must be a list, tuple or 1-D tensor of ints, got {type(ids).__name__}")
+        out = []
+        for pos, i in enumerate(ids):
+            if isinstance(i, bool) or (isinstance(i, torch.Tensor) and i.dtype == torch.bool):
+                raise TypeError(f"token id at position {pos} is a bool ({i!r}), not an int")
+            try:
+                i = operator.index(i)
+            except TypeError:
+                raise TypeError(
+                    f"token id at position {pos} must be an int, got {type(i).__name__} {i!r}") from None
+            if not 0 <= i < self.vocab_size:
+                raise ValueError(f"token id {i} (position {pos}) is outside [0, {self.vocab_size})")
+            out.append(i)
+        return out
+
     def decode(self, ids) -> str:
-        """The text of ``ids`` (special tokens written out).
+        """The text of ``ids``, each special token written out as its string.
+
+        The text does not say which markers were ids and which were spelled out in
+        characters (possible where the vocabulary holds ``#``, ``:`` and so on);
+        :meth:`encode` therefore refuses it by default rather than guess.
+
+        Args:
+            ids: a list, tuple or range of ints or a 1-D integer tensor.
 
         Raises:
-            ValueError: for an id outside ``[0, vocab_size)``.
+            TypeError: ``ids`` is not a sequence of ints (a float, a bool, a float tensor...).
+            ValueError: an id outside ``[0, vocab_size)`` (named), or a tensor not 1-D.
         """
-        names = {v: k for k, v in self._special_ids.items()}
-        out = []
-        for i in ids:
-            i = int(i)
-            if i in names:
-                out.append(names[i])
-            elif 0 <= i < self.chars.vocab_size:
-                out.append(self.chars.itos[i])
-            else:
-                raise ValueError(f"token id {i} is outside [0, {self.vocab_size})")
-        return "".join(out)
+        names = self._special_names
+        itos = self.chars.itos
+        return "".join(names[i] if i in names else itos[i] for i in self._check_ids(ids))
 
-    def _check_text(self, name: str, text: str) -> None:
+    def _check_text(self, name: str, text: str) -> list[int]:
+        """Character ids of the request or response ``text``, which must hold no marker."""
         if not isinstance(text, str):
             raise TypeError(f"{name} must be a str, got {type(text).__name__}")
         for special in SPECIAL_TOKENS:
             if special in text:
                 raise ValueError(f"{name} must not contain the special token {special!r}")
+        return self._encode_chars(text, name)
 
     def render_prompt(self, instruction: str) -> torch.Tensor:
         """``[INST] instruction [RESP]``: what the model sees before it answers, ``(L,)`` int64.
 
+        The markers are ids put in by the template; the instruction is characters only.
+
         Raises:
             TypeError/ValueError: for a non-string, a special token inside the text, or a
-                character outside the vocabulary.
+                character outside the vocabulary (named, with its index).
         """
-        self._check_text("instruction", instruction)
-        return torch.tensor([self.inst_id, *self.chars.encode(instruction), self.resp_id], dtype=torch.long)
+        chars = self._check_text("instruction", instruction)
+        return torch.tensor([self.inst_id, *chars, self.resp_id], dtype=torch.long)
 
     def render(self, instruction: str, response: str) -> tuple[torch.Tensor, torch.Tensor]:
         """One training example: ``[INST] instruction [RESP] response [EOT]``.
@@ -133,9 +209,8 @@ class AssistantTokenizer:
         Raises:
             TypeError/ValueError: as :meth:`render_prompt`, for either text.
         """
-        self._check_text("response", response)
         prompt = self.render_prompt(instruction)
-        answer = torch.tensor([*self.chars.encode(response), self.eot_id], dtype=torch.long)
+        answer = torch.tensor([*self._check_text("response", response), self.eot_id], dtype=torch.long)
         ids = torch.cat([prompt, answer])
         mask = torch.cat([torch.zeros(len(prompt), dtype=torch.bool), torch.ones(len(answer), dtype=torch.bool)])
         return ids, mask

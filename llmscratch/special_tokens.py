@@ -1,7 +1,8 @@
 """Special tokens in text: where they are, and whether text may turn into them.
 
 Taught in chapter 3 (the GPT-2 tokenizer's ``<|endoftext|>``) and shared by the
-tokenizers of :mod:`llmscratch.bpe` and :mod:`llmscratch.byte_bpe`. The rule is
+tokenizers of :mod:`llmscratch.bpe` and :mod:`llmscratch.byte_bpe` and by chapter 5's
+:class:`llmscratch.chat.AssistantTokenizer`. The rule is
 tiktoken's: text becomes a special token's id only when the caller allows that token
 explicitly, so text typed by a user cannot forge a control token by accident.
 """
