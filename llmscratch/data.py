@@ -32,15 +32,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .download import (
-    CACHE_ENV,
-    MIRROR_ENV,
-    DataDownloadError,
-    DataSource,
-    default_cache_dir,
-    fetch_source,
-    sha256_file,
-)
+from .download import fetch_source
+from .sources import CACHE_ENV, MIRROR_ENV, DataDownloadError, DataSource, default_cache_dir, sha256_file
 from .validate import check_int
 
 __all__ = [

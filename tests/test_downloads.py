@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from llmscratch import data, download
+from llmscratch import data, download, sources
 from llmscratch.data import DataDownloadError, fetch
 from llmscratch.download import fetch_source
 
@@ -354,7 +354,7 @@ def test_unreadable_mirror_file_is_an_error(server, cache, mirror_dir, monkeypat
     def denied(path):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(download, "sha256_file", denied)
+    monkeypatch.setattr(sources, "sha256_file", denied)
     message = _error(cache_dir=cache, mirror=mirror_dir, url=server.url)
     assert f"cannot read mirror file {mirror_dir / SOURCE.filename}" in message
     assert "Permission denied" in message
@@ -374,14 +374,14 @@ def test_corrupted_cache_file_is_fetched_again(server, cache, verdict):
 def test_unreadable_cache_file_falls_through_to_the_download(server, cache, verdict, monkeypatch):
     cache.mkdir()
     (cache / SOURCE.filename).write_bytes(verdict)
-    real = download.sha256_file
+    real = sources.sha256_file
 
     def denied(path):
         if Path(path).parent == cache:
             raise PermissionError(13, "Permission denied", str(path))
         return real(path)
 
-    monkeypatch.setattr(download, "sha256_file", denied)
+    monkeypatch.setattr(sources, "sha256_file", denied)
     server.plan = [Reply(200, verdict)]
     assert fetch(NAME, cache_dir=cache, url=server.url).read_bytes() == verdict
     assert server.requests == 1
