@@ -23,13 +23,12 @@ holding one.
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Iterable, Mapping
 
 import torch
 
 from .special_tokens import split_on_special
 from .task_data import alphabet
+from .validate import check_id_list
 from .vocab import CharVocab
 
 INSTRUCTION = "### Instruction:\n"
@@ -135,30 +134,6 @@ class AssistantTokenizer:
                 )
         return [stoi[ch] for ch in piece]
 
-    def _check_ids(self, ids) -> list[int]:
-        """``ids`` as a list of Python ints, each in ``[0, vocab_size)``."""
-        if isinstance(ids, torch.Tensor):
-            if ids.dtype == torch.bool or ids.dtype.is_floating_point or ids.dtype.is_complex:
-                raise TypeError(f"ids must be an integer tensor, got dtype {ids.dtype}")
-            if ids.dim() != 1:
-                raise ValueError(f"ids must be a 1-D tensor, got shape {tuple(ids.shape)}")
-            ids = ids.tolist()
-        elif isinstance(ids, (str, bytes, bytearray, Mapping)) or not isinstance(ids, Iterable):
-            raise TypeError(f"ids must be a list, tuple or 1-D tensor of ints, got {type(ids).__name__}")
-        out = []
-        for pos, i in enumerate(ids):
-            if isinstance(i, bool) or (isinstance(i, torch.Tensor) and i.dtype == torch.bool):
-                raise TypeError(f"token id at position {pos} is a bool ({i!r}), not an int")
-            try:
-                i = operator.index(i)
-            except TypeError:
-                raise TypeError(
-                    f"token id at position {pos} must be an int, got {type(i).__name__} {i!r}") from None
-            if not 0 <= i < self.vocab_size:
-                raise ValueError(f"token id {i} (position {pos}) is outside [0, {self.vocab_size})")
-            out.append(i)
-        return out
-
     def decode(self, ids) -> str:
         """The text of ``ids``, each special token written out as its string.
 
@@ -175,7 +150,7 @@ class AssistantTokenizer:
         """
         names = self._special_names
         itos = self.chars.itos
-        return "".join(names[i] if i in names else itos[i] for i in self._check_ids(ids))
+        return "".join(names[i] if i in names else itos[i] for i in check_id_list("ids", ids, self.vocab_size))
 
     def _check_text(self, name: str, text: str) -> list[int]:
         """Character ids of the request or response ``text``, which must hold no marker."""
@@ -222,7 +197,20 @@ class AssistantTokenizer:
 
 def alpaca_text(record: dict) -> str:
     """An ``instruction``/``input``/``output`` record in the Alpaca template (Taori et al. 2023),
-    with an ``### Input:`` section only when the input is not empty."""
+    with an ``### Input:`` section only when the input is not empty.
+
+    Raises:
+        TypeError: if ``record`` is not a dict, or a field is not a str.
+        ValueError: if ``instruction`` or ``output`` is missing.
+    """
+    if not isinstance(record, dict):
+        raise TypeError(f"record must be a dict with instruction/input/output, got {type(record).__name__}")
+    for key in ("instruction", "output"):
+        if key not in record:
+            raise ValueError(f"record has no {key!r} field (fields: {sorted(record)})")
+    for key in ("instruction", "input", "output"):
+        if key in record and not isinstance(record[key], str):
+            raise TypeError(f"record[{key!r}] must be a str, got {type(record[key]).__name__}")
     text = INSTRUCTION + record["instruction"]
     if record.get("input"):
         text += "\n\n### Input:\n" + record["input"]

@@ -85,6 +85,16 @@ def plain_json(value: Any, where: str = "meta") -> Any:
                     f"strings, lists and dicts{hint}")
 
 
+def _check_args(**args: Any) -> None:
+    """TypeError unless each ``model`` is a torch module and each ``folder``/``cache_dir`` a path."""
+    for name, value in args.items():
+        if name == "model":
+            if not isinstance(value, torch.nn.Module):
+                raise TypeError(f"model must be a torch.nn.Module, got {type(value).__name__}")
+        elif not (value is None and name == "cache_dir") and not isinstance(value, (str, os.PathLike)):
+            raise TypeError(f"{name} must be a str or os.PathLike, got {type(value).__name__} {value!r}")
+
+
 def _sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -198,6 +208,7 @@ def save_checkpoint(folder: str | os.PathLike, model: torch.nn.Module, meta: dic
         TypeError: if ``meta`` is not plain JSON.
         FloatingPointError: if a weight is NaN or infinite (nothing is written).
     """
+    _check_args(folder=folder, model=model)
     folder = Path(os.path.abspath(folder))
     if not isinstance(meta, dict):
         raise TypeError(f"meta must be a dict, got {type(meta).__name__}")
@@ -219,6 +230,7 @@ def load_checkpoint(folder: str | os.PathLike, model: torch.nn.Module) -> dict:
         CheckpointError: naming ``folder``, for a missing, unreadable, damaged or edited
             file, or weights that do not fit ``model``.
     """
+    _check_args(folder=folder, model=model)
     folder = Path(os.path.abspath(folder))
     if not folder.is_dir():
         raise CheckpointError(f"no checkpoint folder {folder}")
@@ -278,6 +290,7 @@ def train_or_load(
     """
     if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
         raise ValueError(f"name must be 1-100 letters, digits, '.', '_' or '-' (no '..'), got {name!r}")
+    _check_args(model=model, cache_dir=cache_dir)
     if not callable(fit):
         raise TypeError(f"fit must be callable, got {type(fit).__name__}")
     parts = canonical(key_parts)
