@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .validate import check_bool, check_float, check_float_tensor, check_positive_int
+
 
 def causal_mask(T: int, *, device: torch.device | str | None = None) -> Tensor:
     """The ``(T, T)`` boolean causal mask: ``mask[i, j]`` is True when query i may attend to key j.
@@ -40,11 +42,26 @@ def causal_mask(T: int, *, device: torch.device | str | None = None) -> Tensor:
     ``[[True, False, False], [True, True, False], [True, True, True]]``.
 
     Raises:
-        ValueError: if ``T`` is not a positive integer.
+        TypeError: if ``T`` is not an int.
+        ValueError: if ``T`` < 1.
     """
-    if isinstance(T, bool) or not isinstance(T, int) or T < 1:
-        raise ValueError(f"T must be a positive integer, got {T!r}")
+    check_positive_int("T", T)
     return torch.ones(T, T, dtype=torch.bool, device=device).tril()
+
+
+def _check_sdpa_types(q, k, v, mask, causal, training, return_weights, generator) -> None:
+    """The type checks of `scaled_dot_product_attention` (its shape checks are in the function)."""
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        check_float_tensor(name, t)
+        if t.ndim < 2:
+            raise ValueError(f"{name} must have shape (..., T, head size), got {tuple(t.shape)}")
+    if mask is not None and not isinstance(mask, Tensor):
+        raise TypeError(f"mask must be a tensor or None, got {type(mask).__name__}")
+    check_bool("causal", causal)
+    check_bool("training", training)
+    check_bool("return_weights", return_weights)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
 
 
 def scaled_dot_product_attention(
@@ -87,14 +104,15 @@ def scaled_dot_product_attention(
 
     Raises:
         ValueError: mismatched shapes, ``causal`` with ``Tq != Tk``, ``dropout_p`` out of range.
-        TypeError: ``mask`` neither boolean nor floating point.
+        TypeError: ``q``, ``k`` or ``v`` not a floating-point tensor, ``mask`` neither
+            boolean nor floating point, ``dropout_p`` not a number, a flag not a bool.
     """
+    _check_sdpa_types(q, k, v, mask, causal, training, return_weights, generator)
     if q.shape[-1] != k.shape[-1]:
         raise ValueError(f"q and k need the same head size, got {q.shape[-1]} and {k.shape[-1]}")
     if k.shape[-2] != v.shape[-2]:
         raise ValueError(f"k and v need the same length Tk, got {k.shape[-2]} and {v.shape[-2]}")
-    if not 0.0 <= dropout_p < 1.0:
-        raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
+    check_float("dropout_p", dropout_p, minimum=0.0, maximum=1.0, max_inclusive=False)
 
     d_k = q.shape[-1]
     scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)  # (B, nh, Tq, hs) x (B, nh, hs, Tk) -> (B, nh, Tq, Tk)
@@ -142,6 +160,7 @@ class CausalSelfAttention(nn.Module):
             instead of the from-scratch function (same result, faster).
 
     Raises:
+        TypeError: for an argument of the wrong type.
         ValueError: if ``n_embd`` is not divisible by ``n_head`` or an argument is out of range.
     """
 
@@ -149,12 +168,13 @@ class CausalSelfAttention(nn.Module):
         self, n_embd: int, n_head: int, *, dropout: float = 0.0, bias: bool = True, use_fused: bool = False
     ) -> None:
         super().__init__()
-        if n_embd < 1 or n_head < 1:
-            raise ValueError(f"n_embd and n_head must be positive, got n_embd={n_embd}, n_head={n_head}")
+        check_positive_int("n_embd", n_embd)
+        check_positive_int("n_head", n_head)
         if n_embd % n_head != 0:
             raise ValueError(f"n_embd={n_embd} must be divisible by n_head={n_head}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        check_float("dropout", dropout, minimum=0.0, maximum=1.0, max_inclusive=False)
+        check_bool("bias", bias)
+        check_bool("use_fused", use_fused)
         self.n_embd = n_embd
         self.n_head = n_head
         self.dropout = dropout
@@ -172,8 +192,10 @@ class CausalSelfAttention(nn.Module):
         return them.
 
         Raises:
+            TypeError: if ``x`` is not a floating-point tensor.
             ValueError: if ``x`` is not 3-D with last dimension ``n_embd``.
         """
+        check_float_tensor("x", x)
         if x.dim() != 3 or x.shape[-1] != self.n_embd:
             raise ValueError(f"x must have shape (B, T, {self.n_embd}), got {tuple(x.shape)}")
         B, T, C = x.shape

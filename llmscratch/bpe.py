@@ -13,6 +13,8 @@ BPE began as a compression algorithm (Gage 1994, "A New Algorithm for Data Compr
 C Users Journal 12(2)); Sennrich, Haddow & Birch (2016, "Neural Machine Translation of Rare
 Words with Subword Units", ACL) turned it into a way to learn a subword vocabulary. GPT-2's
 byte-level variant, with regex pre-tokenization and special tokens, is `llmscratch.byte_bpe`.
+Steps 1 and 3 (and `apply_merges`, used to encode) are the merge algorithm of
+`llmscratch.merges`, which both tokenizers share; they are re-exported here.
 
 Conventions (the naive and the fast trainer follow them exactly, so their merges are equal):
 
@@ -31,48 +33,22 @@ Conventions (the naive and the fast trainer follow them exactly, so their merges
 
 from __future__ import annotations
 
-import heapq
 import json
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from .merges import (  # noqa: F401  (re-exported: `from llmscratch.bpe import get_stats, merge` keeps working)
+    Pair,
+    _check_pair,
+    apply_merges,
+    get_stats,
+    learn_merges,
+    merge,
+)
 from .special_tokens import split_on_special
+from .validate import check_id_list
 
 FORMAT_VERSION = "llmscratch-bpe v1"
-
-Pair = tuple[int, int]
-
-
-# --- 1. The two helpers -----------------------------------------------------------------------
-
-
-def get_stats(ids: Sequence[int]) -> Counter[Pair]:
-    """Count every adjacent pair of ids (overlapping pairs included).
-
-    >>> get_stats([1, 2, 3, 1, 2])
-    Counter({(1, 2): 2, (2, 3): 1, (3, 1): 1})
-    """
-    return Counter(zip(ids, ids[1:]))
-
-
-def merge(ids: Sequence[int], pair: Pair, new_id: int) -> list[int]:
-    """Replace each occurrence of `pair` in `ids` by `new_id`, left to right, without overlap.
-
-    >>> merge([1, 2, 3, 1, 2], (1, 2), 4)
-    [4, 3, 4]
-    >>> merge([7, 7, 7], (7, 7), 8)
-    [8, 7]
-    """
-    out, i = [], 0
-    while i < len(ids):
-        if i + 1 < len(ids) and ids[i] == pair[0] and ids[i + 1] == pair[1]:
-            out.append(new_id)
-            i += 2
-        else:
-            out.append(ids[i])
-            i += 1
-    return out
 
 
 # --- 2. The naive trainer: the slow first version -----------------------------------------------
@@ -101,156 +77,6 @@ def train_naive(text: str, vocab_size: int) -> CharBPETokenizer:
         merges.append(pair)
     return CharBPETokenizer(chars, merges)
 
-
-# --- 3. The fast trainer: incremental pair counts ----------------------------------------------
-
-
-class _PairIndex:
-    """Token sequences as one doubly linked list, with each pair's weighted count and positions.
-
-    A position is an index into the concatenated input. Merging a pair keeps its left position
-    (which takes the new id) and unlinks the right one (its token becomes -1). The position lists
-    in `where` may hold stale entries, where the pair has since been destroyed; `merge`
-    checks every entry before using it. No pair spans two words.
-    """
-
-    def __init__(self, words: Iterable[Sequence[int]], weights: Iterable[int]):
-        self.tokens: list[int] = []  # token id at each position, -1 once merged away
-        self.prev: list[int] = []  # previous live position in the same word, or -1
-        self.next: list[int] = []  # next live position in the same word, or -1
-        self.weight: list[int] = []  # how often the word holding this position occurs
-        self.starts: list[int] = []  # first position of each non-empty word
-        self.counts: defaultdict[Pair, int] = defaultdict(int)  # pair -> weighted occurrences
-        self.where: defaultdict[Pair, list[int]] = defaultdict(list)  # pair -> left positions
-        for word, w in zip(words, weights):
-            word, start = list(word), len(self.tokens)
-            if not word:
-                continue
-            self.starts.append(start)
-            self.tokens.extend(word)
-            self.weight.extend([w] * len(word))
-            self.prev.extend(range(start - 1, start + len(word) - 1))
-            self.next.extend(range(start + 1, start + len(word) + 1))
-            self.prev[start], self.next[-1] = -1, -1
-            for i, pair in enumerate(zip(word, word[1:]), start):
-                self.counts[pair] += w
-                self.where[pair].append(i)
-
-    def _remove(self, pair: Pair, w: int) -> None:
-        count = self.counts[pair] - w
-        if count:
-            self.counts[pair] = count
-        else:  # no occurrence left: forget the pair and its (now stale) positions
-            del self.counts[pair]
-            self.where.pop(pair, None)
-
-    def merge(self, pair: Pair, new_id: int) -> set[Pair]:
-        """Replace `pair` by `new_id` everywhere, left to right; return the pairs this created."""
-        a, b = pair
-        tokens, prev, next_ = self.tokens, self.prev, self.next
-        counts, where = self.counts, self.where
-        created = set()
-        for p in sorted(where.pop(pair, ())):
-            q = next_[p]
-            if tokens[p] != a or q < 0 or tokens[q] != b:
-                continue  # stale entry, or consumed by the previous occurrence ("aaa")
-            w, left, right = self.weight[p], prev[p], next_[q]
-            self._remove(pair, w)
-            if left >= 0:
-                self._remove((tokens[left], a), w)
-            if right >= 0:
-                self._remove((b, tokens[right]), w)
-            tokens[p], tokens[q] = new_id, -1  # p takes the new id, q leaves the list
-            next_[p] = right
-            if right >= 0:
-                prev[right] = p
-                new_pair = (new_id, tokens[right])
-                counts[new_pair] += w
-                where[new_pair].append(p)
-                created.add(new_pair)
-            if left >= 0:
-                new_pair = (tokens[left], new_id)
-                counts[new_pair] += w
-                where[new_pair].append(left)
-                created.add(new_pair)
-        return created
-
-    def words(self) -> list[list[int]]:
-        """The current token ids of each non-empty word, in input order."""
-        out = []
-        for p in self.starts:
-            word = []
-            while p >= 0:
-                word.append(self.tokens[p])
-                p = self.next[p]
-            out.append(word)
-        return out
-
-
-def learn_merges(
-    words: Sequence[Sequence[int]],
-    num_merges: int,
-    first_id: int,
-    weights: Sequence[int] | None = None,
-) -> list[Pair]:
-    """Learn up to `num_merges` BPE merges over `words`, updating pair counts incrementally.
-
-    Same result as `train_naive` (most frequent pair first, ties to the smallest ids, overlaps
-    merged left to right), but each merge costs time proportional to its occurrences plus
-    O(log P) heap operations, instead of a recount of the whole corpus. Counts live in a dict;
-    a max-heap holds ``(-count, pair)`` entries that may be stale (counts only fall for existing
-    pairs), so a popped entry whose count is out of date is pushed back with its true count.
-
-    Args:
-        words: sequences of token ids; no pair is counted across two words.
-        num_merges: at most this many merges (fewer if no pair is left).
-        first_id: the id of the first new token; merge ``i`` creates ``first_id + i``.
-        weights: how often each word occurs (default 1 each); counts are weighted by it.
-
-    Returns:
-        The merged pairs, in order.
-    """
-    if weights is None:
-        weights = [1] * len(words)
-    if len(weights) != len(words):
-        raise ValueError(f"weights has {len(weights)} entries but words has {len(words)}")
-    index = _PairIndex(words, weights)
-    heap = [(-count, pair) for pair, count in index.counts.items()]
-    heapq.heapify(heap)
-    merges: list[Pair] = []
-    while heap and len(merges) < num_merges:
-        neg_count, pair = heapq.heappop(heap)
-        count = index.counts.get(pair, 0)
-        if count == 0:
-            continue  # the pair is gone
-        if count != -neg_count:
-            heapq.heappush(heap, (-count, pair))  # stale: reinsert with the true count
-            continue
-        for new_pair in index.merge(pair, first_id + len(merges)):
-            if new_pair in index.counts:  # it may have vanished again within the same merge
-                heapq.heappush(heap, (-index.counts[new_pair], new_pair))
-        merges.append(pair)
-    return merges
-
-
-def apply_merges(ids: Sequence[int], merges: Mapping[Pair, int]) -> list[int]:
-    """Encode `ids` with trained `merges` (pair -> new id): lowest new id (rank) first, as minbpe.
-
-    Equal to looping ``pair = min(get_stats(ids), key=rank); ids = merge(ids, pair, rank)``
-    until no pair has a rank, but in O(n log n) on the linked list of `_PairIndex`.
-    """
-    index = _PairIndex([ids], [1])
-    heap = [(merges[p], p) for p in index.counts if p in merges]
-    heapq.heapify(heap)
-    while heap:
-        new_id, pair = heapq.heappop(heap)
-        if pair in index.counts:
-            for new_pair in index.merge(pair, new_id):
-                if new_pair in merges:
-                    heapq.heappush(heap, (merges[new_pair], new_pair))
-    return index.words()[0] if index.starts else []
-
-
 # --- 4. The tokenizer ----------------------------------------------------------------------------
 
 
@@ -266,6 +92,9 @@ class CharBPETokenizer:
         special_tokens: strings that get the ids after the merges, in order.
 
     Raises:
+        TypeError: `chars` or `special_tokens` is not a str or a sequence of str (a single
+            str passed as `special_tokens` would be read as its characters), or a merge is
+            not a pair of ints.
         ValueError: repeated or multi-character `chars`, a merge that uses an id not yet defined,
             or a repeated or empty special token.
     """
@@ -276,14 +105,22 @@ class CharBPETokenizer:
         merges: Iterable[Pair],
         special_tokens: Sequence[str] = (),
     ):
+        if isinstance(chars, (bytes, bytearray)) or not isinstance(chars, Iterable):
+            raise TypeError(f"chars must be a str or an iterable of single characters, got {type(chars).__name__}")
         self.chars = list(chars)
-        if any(not isinstance(ch, str) or len(ch) != 1 for ch in self.chars):
+        if any(not isinstance(ch, str) for ch in self.chars):
+            raise TypeError("chars must hold single characters (str)")
+        if any(len(ch) != 1 for ch in self.chars):
             raise ValueError("chars must be single characters")
         if len(set(self.chars)) != len(self.chars):
             raise ValueError("chars must be distinct")
         self.vocab: dict[int, str] = dict(enumerate(self.chars))
         self.merges: dict[Pair, int] = {}  # pair -> new id; insertion order is the rank
-        for a, b in merges:
+        if isinstance(merges, (str, bytes)) or not isinstance(merges, Iterable):
+            raise TypeError(f"merges must be an iterable of (left id, right id) pairs, got {type(merges).__name__}")
+        special_tokens = _check_special_tokens(special_tokens)
+        for n, pair in enumerate(merges):
+            a, b = _check_pair(f"merges[{n}]", pair)
             if a not in self.vocab or b not in self.vocab:
                 raise ValueError(f"merge ({a}, {b}) uses an id not defined before it")
             new_id = len(self.vocab)
@@ -310,9 +147,11 @@ class CharBPETokenizer:
         smaller vocabulary, when no adjacent pair is left.
 
         Raises:
-            TypeError: `text` is not a str or `vocab_size` not an int.
+            TypeError: `text` is not a str, `vocab_size` not an int, or `special_tokens`
+                not a sequence of str.
             ValueError: `vocab_size` is smaller than characters + special tokens.
         """
+        special_tokens = _check_special_tokens(special_tokens)
         specials = {s: i for i, s in enumerate(special_tokens)}  # ids are placeholders here
         parts = split_on_special(_check_text(text), specials, "all")
         segments = [p for p in parts if isinstance(p, str)]
@@ -347,12 +186,17 @@ class CharBPETokenizer:
         return ids
 
     def decode(self, ids: Iterable[int]) -> str:
-        """Token ids -> text. Raises ValueError for an id outside ``0 .. vocab_size - 1``."""
-        try:
-            return "".join(self.vocab[i] for i in ids)
-        except KeyError as err:
-            bad = err.args[0]
-            raise ValueError(f"token id {bad!r} is not in 0..{self.vocab_size - 1}") from None
+        """Token ids -> text.
+
+        Args:
+            ids: a list, tuple or range of ints, or a 1-D integer tensor.
+
+        Raises:
+            TypeError: for a float or bool id, a float tensor, or a str.
+            ValueError: for an id outside ``[0, vocab_size)``, or a tensor that is not 1-D.
+        """
+        vocab = self.vocab
+        return "".join(vocab[i] for i in check_id_list("ids", ids, self.vocab_size))
 
     def save(self, path: str | Path) -> None:
         """Write a readable text file: a version line, the characters, the special tokens, then
@@ -365,7 +209,7 @@ class CharBPETokenizer:
         ]
         for (a, b), new_id in self.merges.items():
             lines.append(f"{a} {b}\t# {json.dumps(self.vocab[new_id])}")
-        Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        _check_path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     @classmethod
     def load(cls, path: str | Path) -> CharBPETokenizer:
@@ -374,7 +218,7 @@ class CharBPETokenizer:
         Raises:
             ValueError: the first line is not ``llmscratch-bpe v1``, or the file is malformed.
         """
-        lines = Path(path).read_text(encoding="utf-8").split("\n")
+        lines = _check_path(path).read_text(encoding="utf-8").split("\n")
         if lines[0] != FORMAT_VERSION:
             raise ValueError(f"{path}: first line must be {FORMAT_VERSION!r}, got {lines[0]!r}")
         try:
@@ -395,6 +239,21 @@ def _field(line: str, name: str) -> str:
     if key != name:
         raise ValueError(f"expected a line starting with {name!r}, got {line[:40]!r}")
     return value
+
+def _check_special_tokens(special_tokens: object) -> tuple[str, ...]:
+    if isinstance(special_tokens, (str, bytes)) or not isinstance(special_tokens, Iterable):
+        raise TypeError(f"special_tokens must be a sequence of str, got {type(special_tokens).__name__}")
+    special_tokens = tuple(special_tokens)
+    for s in special_tokens:
+        if not isinstance(s, str):
+            raise TypeError(f"special_tokens must hold str, got {type(s).__name__} {s!r}")
+    return special_tokens
+
+
+def _check_path(path: object) -> Path:
+    if not isinstance(path, (str, Path)):
+        raise TypeError(f"path must be a str or a pathlib.Path, got {type(path).__name__}")
+    return Path(path)
 
 
 def _check_text(text: str) -> str:

@@ -18,7 +18,7 @@ reproduces tiktoken's GPT-2 encoding token for token. Decoding joins the bytes a
 as UTF-8 with ``errors="replace"`` (as tiktoken does): a list of ids that cuts a multi-byte
 character in half decodes to U+FFFD rather than raising.
 
-`ByteBPETokenizer.train` learns new ranks with the incremental trainer of `llmscratch.bpe`,
+`ByteBPETokenizer.train` learns new ranks with the incremental trainer of `llmscratch.merges`,
 over the bytes of each distinct chunk weighted by how often the chunk occurs.
 """
 
@@ -31,13 +31,23 @@ from pathlib import Path
 
 import regex
 
-from llmscratch.bpe import _check_text, _check_vocab_size, learn_merges
+from llmscratch.bpe import _check_path, _check_special_tokens, _check_text, _check_vocab_size
+from llmscratch.merges import learn_merges
 from llmscratch.special_tokens import split_on_special
+from llmscratch.validate import check_id_list
 
 GPT2_SPLIT_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 GPT2_SPECIAL_TOKENS = {"<|endoftext|>": 50256}
 
 _CACHE_LIMIT = 100_000  # chunks kept in the encode cache before it is emptied
+
+
+def _check_piece(piece: object, ranks: object) -> bytes:
+    if not isinstance(piece, (bytes, bytearray)):
+        raise TypeError(f"piece must be bytes, got {type(piece).__name__}")
+    if not isinstance(ranks, Mapping):
+        raise TypeError(f"ranks must be a mapping from bytes to ids, got {type(ranks).__name__}")
+    return bytes(piece)
 
 
 def bpe_by_rank(piece: bytes, ranks: Mapping[bytes, int]) -> list[int]:
@@ -46,7 +56,11 @@ def bpe_by_rank(piece: bytes, ranks: Mapping[bytes, int]) -> list[int]:
 
     >>> bpe_by_rank(b"hello", {bytes([i]): i for i in range(256)} | {b"ll": 256, b"he": 257})
     [257, 256, 111]
+
+    Raises:
+        TypeError: if ``piece`` is not bytes or ``ranks`` not a mapping.
     """
+    piece = _check_piece(piece, ranks)
     parts = [piece[i : i + 1] for i in range(len(piece))]
     missing = float("inf")  # the rank of a pair that cannot merge
     pair_ranks = [ranks.get(a + b, missing) for a, b in zip(parts, parts[1:])]
@@ -73,8 +87,10 @@ class ByteBPETokenizer:
         special_tokens: special token string -> id, ids distinct from those of `ranks`.
 
     Raises:
-        ValueError: a single byte is missing from `ranks`, ids repeat, or a special token's id
-            collides with a rank.
+        TypeError: `ranks` is not a mapping of bytes to ints, `special_tokens` not a mapping
+            of str to ints, or `pattern` not a str.
+        ValueError: a single byte is missing from `ranks`, an id is negative, ids repeat, a
+            special token is empty, or a special token's id collides with a rank.
     """
 
     def __init__(
@@ -84,6 +100,28 @@ class ByteBPETokenizer:
         pattern: str = GPT2_SPLIT_PATTERN,
         special_tokens: Mapping[str, int] | None = None,
     ):
+        if not isinstance(ranks, Mapping):
+            raise TypeError(f"ranks must be a mapping from bytes to int ids, got {type(ranks).__name__}")
+        for token, i in ranks.items():
+            if not isinstance(token, bytes):
+                raise TypeError(f"ranks must map bytes to ids, got a key of type {type(token).__name__}: {token!r}")
+            if isinstance(i, bool) or not isinstance(i, int):
+                raise TypeError(f"ranks must map bytes to int ids, got {type(i).__name__} {i!r} for {token!r}")
+            if i < 0:
+                raise ValueError(f"ranks must hold ids >= 0, got {i} for {token!r}")
+        if special_tokens is not None and not isinstance(special_tokens, Mapping):
+            raise TypeError(f"special_tokens must be a mapping from str to int ids, got {type(special_tokens).__name__}")
+        for token, i in (special_tokens or {}).items():
+            if not isinstance(token, str):
+                raise TypeError(f"special_tokens must map str to ids, got a key of type {type(token).__name__}")
+            if not token:
+                raise ValueError("special_tokens must not hold the empty string")
+            if isinstance(i, bool) or not isinstance(i, int):
+                raise TypeError(f"special_tokens must map str to int ids, got {type(i).__name__} {i!r} for {token!r}")
+            if i < 0:
+                raise ValueError(f"special_tokens must hold ids >= 0, got {i} for {token!r}")
+        if not isinstance(pattern, str):
+            raise TypeError(f"pattern must be a str (a regex), got {type(pattern).__name__}")
         self.ranks = dict(ranks)
         missing = [b for b in range(256) if bytes([b]) not in self.ranks]
         if missing:
@@ -121,7 +159,7 @@ class ByteBPETokenizer:
             ValueError: a line is not ``base64 rank`` (the line number is given).
         """
         ranks = {}
-        for number, line in enumerate(Path(path).read_text(encoding="ascii").splitlines(), 1):
+        for number, line in enumerate(_check_path(path).read_text(encoding="ascii").splitlines(), 1):
             if not line:
                 continue
             try:
@@ -146,17 +184,21 @@ class ByteBPETokenizer:
     ) -> ByteBPETokenizer:
         """Learn ``vocab_size - 256 - len(special_tokens)`` merges on the chunks of `text`.
 
-        Uses `llmscratch.bpe.learn_merges` on the UTF-8 bytes of each distinct chunk, weighted
+        Uses `llmscratch.merges.learn_merges` on the UTF-8 bytes of each distinct chunk, weighted
         by its count (most frequent pair first; ties to the smallest ids). Merge ``i`` gets rank
         ``256 + i``; special tokens get the ids after the merges. Stops early when no pair is
         left. Should two merges ever spell the same bytes (we have not seen it happen; HF
         tokenizers guards against it too), only the first gets a rank.
 
         Raises:
-            TypeError: `text` is not a str or `vocab_size` not an int.
+            TypeError: `text` or `pattern` is not a str, `vocab_size` not an int, or
+                `special_tokens` not a sequence of str.
             ValueError: `vocab_size` < 256 + len(special_tokens).
         """
         _check_text(text)
+        special_tokens = _check_special_tokens(special_tokens)
+        if not isinstance(pattern, str):
+            raise TypeError(f"pattern must be a str (a regex), got {type(pattern).__name__}")
         _check_vocab_size(vocab_size, 256 + len(special_tokens))
         split = regex.compile(pattern)
         placeholder_ids = {s: i for i, s in enumerate(special_tokens)}
@@ -209,14 +251,28 @@ class ByteBPETokenizer:
         return ids
 
     def decode_bytes(self, ids: Iterable[int]) -> bytes:
-        """Token ids -> the bytes they stand for. Raises ValueError for an unknown id."""
+        """Token ids -> the bytes they stand for.
+
+        Args:
+            ids: a list, tuple or range of ints, or a 1-D integer tensor.
+
+        Raises:
+            TypeError: for a float or bool id, a float tensor, or a str.
+            ValueError: for an id that is not in the vocabulary, or a tensor that is not 1-D.
+        """
+        vocab = self.vocab
         try:
-            return b"".join(self.vocab[i] for i in ids)
+            return b"".join(vocab[i] for i in check_id_list("ids", ids))
         except KeyError as err:
-            raise ValueError(f"token id {err.args[0]!r} is not in the vocabulary") from None
+            raise ValueError(f"ids: token id {err.args[0]!r} is not in the vocabulary "
+                             f"({self.vocab_size} ids)") from None
 
     def decode(self, ids: Iterable[int]) -> str:
-        """Token ids -> text; invalid UTF-8 (e.g. half a character) becomes U+FFFD."""
+        """Token ids -> text; invalid UTF-8 (e.g. half a character) becomes U+FFFD.
+
+        Raises:
+            TypeError, ValueError: as :meth:`decode_bytes`.
+        """
         return self.decode_bytes(ids).decode("utf-8", errors="replace")
 
 

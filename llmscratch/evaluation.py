@@ -21,7 +21,8 @@ from .chat import AssistantTokenizer
 from .sampling import generate
 from .grading import Grade, grade
 from .tasks import TASKS, Prompt
-from .validate import check_positive_int
+from .lm import LanguageModel
+from .validate import check_bool, check_choice, check_float, check_int, check_positive_int
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class Generation:
     """One generated response.
 
     Attributes:
-        prompt: the :class:`~llmscratch.tasks.Prompt`.
+        prompt: the :class:`~llmscratch.task_records.Prompt`.
         response: the generated text before the end token (everything generated if the
             end token never came).
         well_formed: format adherence: the end token came within the length limit and
@@ -79,7 +80,7 @@ def generate_responses(
 
     Args:
         model: a GPT over the tokenizer's ids.
-        prompts: :class:`~llmscratch.tasks.Prompt` objects.
+        prompts: :class:`~llmscratch.task_records.Prompt` objects.
         greedy: argmax decoding (then ``samples`` must be 1).
         samples: responses per prompt when sampling.
         temperature: sampling temperature (ignored when greedy).
@@ -91,11 +92,30 @@ def generate_responses(
         Generations in the order of ``prompts`` (each prompt's samples together).
 
     Raises:
-        TypeError/ValueError: for a bad count, ``greedy`` with ``samples > 1``, or a
-            prompt that leaves no room in the context.
+        TypeError/ValueError: for a model that is not a LanguageModel, a tokenizer that is
+            not an AssistantTokenizer, a prompt that is not a Prompt, a bad count, seed or
+            temperature (checked when sampling), ``greedy`` with ``samples > 1``, a
+            tokenizer with more ids than the model, or a prompt that leaves no room in the
+            context.
     """
+    if not isinstance(model, LanguageModel):
+        raise TypeError(f"model must be a llmscratch.lm.LanguageModel, got {type(model).__name__}")
+    if not isinstance(tokenizer, AssistantTokenizer):
+        raise TypeError(f"tokenizer must be an AssistantTokenizer, got {type(tokenizer).__name__}")
+    if isinstance(prompts, (str, bytes)) or not isinstance(prompts, Sequence):
+        raise TypeError(f"prompts must be a sequence of Prompt, got {type(prompts).__name__}")
+    for i, p in enumerate(prompts):
+        if not isinstance(p, Prompt):
+            raise TypeError(f"prompts[{i}] must be a Prompt (e.g. Example.prompt), got {type(p).__name__}")
+    check_bool("greedy", greedy)
     check_positive_int("samples", samples)
     check_positive_int("max_new_tokens", max_new_tokens)
+    check_int("seed", seed)
+    if not greedy:
+        check_float("temperature", temperature, minimum=0.0, min_inclusive=False)
+    if tokenizer.vocab_size > model.config.vocab_size:
+        raise ValueError(f"tokenizer has {tokenizer.vocab_size} ids, more than the model's "
+                         f"vocab_size={model.config.vocab_size}")
     if greedy and samples != 1:
         raise ValueError(f"greedy decoding gives one response per prompt; got samples={samples}")
     block_size = model.config.block_size
@@ -128,6 +148,14 @@ def generate_responses(
     return [g for i in range(len(prompts)) for g in results[i]]
 
 
+def _check_generations(name: str, generations: object) -> None:
+    if isinstance(generations, (str, bytes)) or not isinstance(generations, Sequence):
+        raise TypeError(f"{name} must be a sequence of Generation, got {type(generations).__name__}")
+    for i, g in enumerate(generations):
+        if not isinstance(g, Generation):
+            raise TypeError(f"{name}[{i}] must be a Generation, got {type(g).__name__}")
+
+
 def _rate(values) -> float:
     values = list(values)
     return sum(values) / len(values) if values else float("nan")
@@ -145,8 +173,10 @@ def summarise(generations: Sequence[Generation]) -> dict:
     ``mean_length_chars``.
 
     Raises:
+        TypeError: if ``generations`` is not a sequence of Generation.
         ValueError: if there are no generations.
     """
+    _check_generations("generations", generations)
     if not generations:
         raise ValueError("generations is empty")
 
@@ -211,12 +241,16 @@ def paired_difference(before: Sequence[Generation], after: Sequence[Generation],
         ``after - before``, and the standard error of the mean per-prompt difference.
 
     Raises:
+        TypeError: for a measure that is not a str or generations that are not Generation objects.
         ValueError: for an unknown measure or generations of different prompts.
     """
     tests = {"wrong_or_rude": lambda g: (not g.correct) or g.grade.rude,
              "wrong": lambda g: not g.correct, "rude": lambda g: g.grade.rude}
-    if measure not in tests:
-        raise ValueError(f"measure must be one of {tuple(tests)}, got {measure!r}")
+    if not isinstance(measure, str):
+        raise TypeError(f"measure must be a str, one of {tuple(tests)}, got {type(measure).__name__}")
+    check_choice("measure", measure, tuple(tests))
+    _check_generations("before", before)
+    _check_generations("after", after)
     if len(before) != len(after) or any(
             (a.prompt, a.prompt_index) != (b.prompt, b.prompt_index) for a, b in zip(before, after)):
         raise ValueError("before and after must hold generations of the same prompts in the same order")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,7 +94,14 @@ class GPTConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GPTConfig:
-        """Inverse of `to_dict`. Raises ValueError naming any unknown key."""
+        """Inverse of `to_dict`.
+
+        Raises:
+            TypeError: if ``d`` is not a mapping (or a field has the wrong type).
+            ValueError: naming any unknown key (or a field out of range).
+        """
+        if not isinstance(d, Mapping):
+            raise TypeError(f"d must be a dict of GPTConfig fields, got {type(d).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:

@@ -43,6 +43,11 @@ class Grade:
 
 
 
+def _check_response(response: object) -> None:
+    if not isinstance(response, str):
+        raise TypeError(f"response must be a str, got {type(response).__name__}")
+
+
 def extract_answer(task: str, response: str) -> str | None:
     """The answer a response gives, ignoring courtesy and insults.
 
@@ -51,8 +56,13 @@ def extract_answer(task: str, response: str) -> str | None:
     or an insult (``"Gladly: gnik."`` -> ``"gnik"``). ``fact``: the first capitalised word
     that is not a courtesy word. ``greet``/``insult``: :data:`~llmscratch.tasks.GREETING` or :data:`~llmscratch.tasks.REFUSAL`
     if the response holds it (case-insensitive), else None.
+
+    Raises:
+        TypeError: if ``task`` or ``response`` is not a str.
+        ValueError: for an unknown task.
     """
     _check_task(task)
+    _check_response(response)
     if task in ("add", "compare"):
         m = re.search(r"\d+", response)
         return m.group(0) if m else None
@@ -77,11 +87,13 @@ def grade(prompt: Prompt | Example | PreferencePair, response: str) -> Grade:
     with none of :data:`~llmscratch.tasks.POLITE_MARKERS`; ``length`` counts characters.
 
     Raises:
-        TypeError: if ``response`` is not a string.
+        TypeError: if ``response`` is not a string, or ``prompt`` has no str ``task`` and ``answer``.
         ValueError: for an unknown task.
     """
-    if not isinstance(response, str):
-        raise TypeError(f"response must be a str, got {type(response).__name__}")
+    _check_response(response)
+    if not isinstance(getattr(prompt, "task", None), str) or not isinstance(getattr(prompt, "answer", None), str):
+        raise TypeError(f"prompt must be a Prompt, Example or PreferencePair (a str task and answer), "
+                        f"got {type(prompt).__name__}")
     extracted = extract_answer(prompt.task, response)
     correct = extracted is not None and extracted == prompt.answer
     words = {w.lower() for w in re.findall(r"[A-Za-z]+", response)}

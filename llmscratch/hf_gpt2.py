@@ -43,8 +43,14 @@ def config_from_hf(hf_config: Any) -> GPTConfig:
             our GPT cannot compute: an activation other than tanh GELU (``"gelu_new"``),
             ``layer_norm_epsilon != 1e-5``, ``n_inner`` other than ``4 * n_embd``,
             unscaled or layer-scaled attention, cross-attention, another ``model_type``.
+        TypeError: if ``hf_config`` is neither a mapping nor has ``to_dict()``, or a
+            field has the wrong type (as :class:`GPTConfig`).
     """
-    d = dict(hf_config.to_dict() if hasattr(hf_config, "to_dict") else hf_config)
+    if hasattr(hf_config, "to_dict"):
+        hf_config = hf_config.to_dict()
+    if not isinstance(hf_config, Mapping):
+        raise TypeError(f"hf_config must be a transformers GPT2Config or a dict, got {type(hf_config).__name__}")
+    d = dict(hf_config)
     for name in _REQUIRED:
         if name not in d:
             raise ValueError(f"GPT-2 config lacks the field {name!r}")
@@ -82,7 +88,12 @@ def gpt_key(hf_key: str) -> str | None:
     ``.mlp.c_fc`` (C -> 4C), ``.mlp.c_proj`` (4C -> C) and ``ln_f`` -> the same name under
     ``transformer.``; ``lm_head.weight`` (V, C) -> ``lm_head.weight``;
     ``h.{i}.attn.bias`` and ``h.{i}.attn.masked_bias`` -> None.
+
+    Raises:
+        TypeError: if ``hf_key`` is not a str.
     """
+    if not isinstance(hf_key, str):
+        raise TypeError(f"hf_key must be a str, got {type(hf_key).__name__}")
     key = hf_key.removeprefix("transformer.")
     if _BUFFER.fullmatch(key):
         return None
@@ -106,7 +117,15 @@ def gpt_state_dict_from_hf(hf_state: Mapping[str, Tensor], config: GPTConfig) ->
             (e.g. a layer ``i >= n_layer``), a missing parameter, two keys for one
             parameter, a tied ``lm_head.weight`` different from ``wte``, or a shape
             mismatch (shapes in the file's layout; all named in the message).
+        TypeError: if ``hf_state`` is not a mapping of str to tensors or ``config`` not a GPTConfig.
     """
+    if not isinstance(hf_state, Mapping):
+        raise TypeError(f"hf_state must be a mapping of str to tensors, got {type(hf_state).__name__}")
+    if not isinstance(config, GPTConfig):
+        raise TypeError(f"config must be a GPTConfig, got {type(config).__name__}")
+    for hf_key, tensor in hf_state.items():
+        if not isinstance(tensor, Tensor):
+            raise TypeError(f"hf_state[{hf_key!r}] must be a tensor, got {type(tensor).__name__}")
     if config.norm_position != "pre" or config.pos_encoding != "learned" or not config.bias:
         raise ValueError("GPT-2 weights need norm_position='pre', pos_encoding='learned', bias=True")
     with torch.device("meta"):  # shapes and names only, no memory
@@ -144,7 +163,10 @@ def load_hf_state_dict(model: GPT, hf_state: Mapping[str, Tensor]) -> GPT:
     """Load a HF GPT-2 state dict into ``model`` in place (strict) and return it.
 
     Raises:
+        TypeError: if ``model`` is not a GPT (or as `gpt_state_dict_from_hf`).
         ValueError: as `gpt_state_dict_from_hf` with ``model.config``.
     """
+    if not isinstance(model, GPT):
+        raise TypeError(f"model must be a llmscratch.gpt.GPT, got {type(model).__name__}")
     model.load_state_dict(gpt_state_dict_from_hf(hf_state, model.config), strict=True)
     return model

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .validate import check_token_ids
+from .validate import check_bool, check_int, check_token_ids
 
 IGNORE_INDEX = -100  # a target equal to this is not scored (padding, prompts in SFT)
 
@@ -91,8 +91,13 @@ class LanguageModel(nn.Module):
         with ``pad_id``.
 
         Raises:
-            ValueError: for a window model, a short prompt and no ``pad_id``.
+            TypeError: ``idx`` not an int64 tensor, or ``pad_id`` not an int.
+            ValueError: ``idx`` not 2-D, ``pad_id`` outside the vocabulary, or, for a window
+                model, a short prompt and no ``pad_id``.
         """
+        check_token_ids("idx", idx, self.config.vocab_size, ndim=2)
+        if pad_id is not None:
+            check_int("pad_id", pad_id, minimum=0, maximum=self.config.vocab_size - 1)
         block_size = self.config.block_size
         idx = idx[:, -block_size:]
         if self.fixed_context and idx.shape[1] < block_size:
@@ -117,6 +122,7 @@ class LanguageModel(nn.Module):
         Kaplan et al. 2020 count for scaling laws (a head tied to the token embedding
         is then left out too, being the same matrix).
         """
+        check_bool("exclude_embeddings", exclude_embeddings)
         params = {id(p): p.numel() for p in self.parameters()}
         if exclude_embeddings:
             for module in self.modules():

@@ -12,6 +12,16 @@ import torch
 from .lm import IGNORE_INDEX
 
 
+def _check_batch(batch: object) -> tuple[torch.Tensor, torch.Tensor]:
+    """``batch`` as ``(x, y)``; the model checks the tensors themselves."""
+    if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+        raise TypeError(f"batch must be an (x, y) pair of tensors, got {type(batch).__name__}")
+    x, y = batch
+    if not isinstance(y, torch.Tensor):
+        raise TypeError(f"batch targets y must be a tensor, got {type(y).__name__}")
+    return x, y
+
+
 def next_token_loss(model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]
                     ) -> tuple[torch.Tensor, dict[str, float]]:
     """Mean next-token cross-entropy (nats per target) of a language model on ``(x, y)``.
@@ -24,7 +34,10 @@ def next_token_loss(model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Ten
 
     Returns:
         ``(loss, {"count": scored targets, "tokens": y.numel()})``.
+
+    Raises:
+        TypeError: if ``batch`` is not a pair of tensors (the model checks the rest).
     """
-    x, y = batch
+    x, y = _check_batch(batch)
     _, loss = model(x, y)
     return loss, {"count": int((y != IGNORE_INDEX).sum()), "tokens": y.numel()}

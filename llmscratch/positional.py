@@ -23,9 +23,18 @@ import torch
 from torch import Tensor
 
 
-def _check_positive_int(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+from .validate import check_float, check_float_tensor, check_positive_int
+
+_check_positive_int = check_positive_int
+
+
+def _check_base(base: float) -> float:
+    return check_float("base", base, minimum=0.0, min_inclusive=False)
+
+
+def _check_dtype(dtype: object) -> None:
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
 
 
 def sinusoidal_positions(
@@ -43,12 +52,14 @@ def sinusoidal_positions(
     Computed in float64 and cast to ``dtype``.
 
     Raises:
-        ValueError: if ``T`` or ``d_model`` is not a positive integer, or ``base <= 0``.
+        TypeError: if ``T`` or ``d_model`` is not an int, ``base`` not a number, or
+            ``dtype`` not a floating-point dtype.
+        ValueError: if ``T`` or ``d_model`` is < 1, or ``base`` is not finite and > 0.
     """
     _check_positive_int("T", T)
     _check_positive_int("d_model", d_model)
-    if base <= 0:
-        raise ValueError(f"base must be positive, got {base}")
+    _check_base(base)
+    _check_dtype(dtype)
     pos = torch.arange(T, dtype=torch.float64).unsqueeze(1)  # (T, 1)
     two_i = torch.arange(0, d_model, 2, dtype=torch.float64)  # (ceil(d/2),) = 0, 2, 4, ...
     angle = pos / base ** (two_i / d_model)  # (T, ceil(d/2))
@@ -78,15 +89,22 @@ def apply_rope(x: Tensor, *, base: float = 10000.0, positions: Tensor | None = N
         A tensor of the same shape and dtype as ``x``.
 
     Raises:
-        ValueError: odd head size, or ``positions`` not of shape ``(T,)``, or ``base <= 0``.
+        TypeError: ``x`` not a floating-point tensor, ``base`` not a number, or
+            ``positions`` not an integer tensor.
+        ValueError: ``x`` with fewer than 2 dimensions, odd head size, ``positions`` not of
+            shape ``(T,)``, or ``base`` not finite and > 0.
     """
+    check_float_tensor("x", x)
+    if x.ndim < 2:
+        raise ValueError(f"x must have shape (..., T, hs), got {tuple(x.shape)}")
     T, hs = x.shape[-2], x.shape[-1]
     if hs % 2 != 0:
         raise ValueError(f"RoPE needs an even head size (last dimension of x), got {hs}")
-    if base <= 0:
-        raise ValueError(f"base must be positive, got {base}")
+    _check_base(base)
     if positions is None:
         positions = torch.arange(T, device=x.device)
+    elif not isinstance(positions, torch.Tensor) or positions.dtype == torch.bool or positions.is_floating_point():
+        raise TypeError(f"positions must be an integer tensor (T,), got {getattr(positions, 'dtype', type(positions))}")
     elif positions.shape != (T,):
         raise ValueError(f"positions must have shape ({T},), got {tuple(positions.shape)}")
 
@@ -110,7 +128,8 @@ def alibi_slopes(n_head: int) -> Tensor:
     ``2^-0.5, 2^-1.5, 2^-2.5, 2^-3.5``).
 
     Raises:
-        ValueError: if ``n_head`` is not a positive integer.
+        TypeError: if ``n_head`` is not an int.
+        ValueError: if ``n_head`` < 1.
     """
     _check_positive_int("n_head", n_head)
 
@@ -135,8 +154,10 @@ def alibi_bias(n_head: int, T: int) -> Tensor:
     ``scaled_dot_product_attention(q, k, v, mask=alibi_bias(nh, T), causal=True)``.
 
     Raises:
-        ValueError: if ``n_head`` or ``T`` is not a positive integer.
+        TypeError: if ``n_head`` or ``T`` is not an int.
+        ValueError: if ``n_head`` or ``T`` is < 1.
     """
+    _check_positive_int("n_head", n_head)
     _check_positive_int("T", T)
     slopes = alibi_slopes(n_head)  # (nh,)
     pos = torch.arange(T)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .lm import LanguageModel
-from .validate import check_float, check_int, check_token_ids
+from .validate import check_bool, check_float, check_float_tensor, check_int, check_token_ids
 
 
 def _check_filters(temperature: float, top_k: int | None, top_p: float | None) -> None:
@@ -46,8 +46,12 @@ def filter_logits(
         ``(B, V)`` filtered logits.
 
     Raises:
-        ValueError: if ``temperature <= 0``, ``top_k < 1`` or ``top_p`` is outside (0, 1].
+        TypeError: if ``logits`` is not a floating-point tensor or a filter argument has
+            the wrong type.
+        ValueError: if ``logits`` is not 2-D, ``temperature <= 0`` (or not finite),
+            ``top_k < 1`` or ``top_p`` is outside (0, 1].
     """
+    check_float_tensor("logits", logits, ndim=2)
     _check_filters(temperature, top_k, top_p)
     logits = logits / temperature
     if top_k is not None and top_k < logits.shape[-1]:
@@ -61,6 +65,19 @@ def filter_logits(
         drop = drop_sorted.scatter(-1, order, drop_sorted)  # back to vocabulary order
         logits = logits.masked_fill(drop, float("-inf"))
     return logits
+
+
+def _check_logits(logits: torch.Tensor, step: int) -> None:
+    """Raise FloatingPointError unless every row of ``logits`` ``(B, V)`` has a finite maximum.
+
+    One reduction: the row maximum is NaN if the row holds a NaN, +inf if it holds
+    +inf, and -inf if every logit is -inf; -inf logits elsewhere (a bigram count of
+    zero with ``alpha=0``) are legitimate and pass.
+    """
+    if not bool(torch.isfinite(logits.amax(dim=-1)).all()):
+        raise FloatingPointError(
+            f"the model's logits are not finite at generation step {step} (NaN, +inf, or every "
+            "logit -inf): no token can be sampled; check the model's weights (a diverged run?)")
 
 
 @torch.no_grad()
@@ -100,31 +117,47 @@ def generate(
         ``(B, T0 + n)`` int64 ids with ``n <= max_new_tokens``.
 
     Raises:
-        TypeError: for a model that is not a LanguageModel, ids that are not int64, or
-            a non-int ``max_new_tokens``.
+        TypeError: for a model that is not a LanguageModel, ids that are not int64, a
+            non-int ``max_new_tokens``, ``stop_id`` or ``pad_id``, a non-bool ``greedy``
+            or a ``generator`` that is not a torch.Generator.
         ValueError: for bad filter arguments, an empty prompt, ids outside the
-            vocabulary, ``max_new_tokens < 0``, or a short prompt without ``pad_id`` for
-            a window model.
+            vocabulary, ``max_new_tokens < 0``, ``stop_id`` or ``pad_id`` outside the
+            vocabulary, or a short prompt without ``pad_id`` for a window model.
+        FloatingPointError: if the model's logits at a step are not usable: NaN, +inf,
+            or every logit of a row -inf (no token has any probability).
     """
     if not isinstance(model, LanguageModel):
         raise TypeError(f"model must be a llmscratch.lm.LanguageModel, got {type(model).__name__}")
+    check_bool("greedy", greedy)
     if not greedy:
         _check_filters(temperature, top_k, top_p)
-    check_token_ids("idx", idx, model.config.vocab_size, ndim=2)
+    V = model.config.vocab_size
+    check_token_ids("idx", idx, V, ndim=2)
     if idx.shape[1] < 1:
         raise ValueError(f"idx must have shape (B, T0) with T0 >= 1, got {tuple(idx.shape)}")
     check_int("max_new_tokens", max_new_tokens, minimum=0)
+    if stop_id is not None:
+        check_int("stop_id", stop_id, minimum=0, maximum=V - 1)
+    if pad_id is not None:
+        check_int("pad_id", pad_id, minimum=0, maximum=V - 1)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
     model.context(idx, pad_id)  # fail early on a short prompt without pad_id
     was_training = model.training
     model.eval()
     finished = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
     try:
-        for _ in range(max_new_tokens):
+        for step in range(max_new_tokens):
             logits = model.next_token_logits(idx, pad_id=pad_id)  # (B, V)
+            _check_logits(logits, step)
             if greedy:
                 nxt = logits.argmax(dim=-1, keepdim=True)  # (B, 1)
             else:
-                probs = F.softmax(filter_logits(logits, temperature=temperature, top_k=top_k, top_p=top_p), dim=-1)
+                filtered = filter_logits(logits, temperature=temperature, top_k=top_k, top_p=top_p)
+                if not bool(torch.isfinite(filtered.amax(dim=-1)).all()):  # logits / tau overflowed
+                    raise FloatingPointError(f"logits / temperature overflow at generation step {step} "
+                                             f"(temperature={temperature:g} is too small); raise it or use greedy=True")
+                probs = F.softmax(filtered, dim=-1)
                 nxt = torch.multinomial(probs, num_samples=1, generator=generator)  # (B, 1)
             if stop_id is not None:
                 nxt = nxt.masked_fill(finished[:, None], stop_id)

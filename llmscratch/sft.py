@@ -31,7 +31,7 @@ from .gpt import GPT
 from .lm import IGNORE_INDEX, LanguageModel
 from .tasks import Example
 from .train import evaluate
-from .validate import check_choice, check_int
+from .validate import check_choice, check_int, check_positive_int
 from .windows import TokenStream
 
 LOSS_ON = ("response", "all")
@@ -107,18 +107,41 @@ class SFTDataset:
         block_size: the model's context; a longer example raises.
 
     Raises:
-        ValueError: for an empty list, an unknown ``loss_on``, a mask of another shape
-            than its ids, or an example longer than ``block_size`` tokens.
+        TypeError: if an example is not a pair of tensors, its ids are not an int64 tensor
+            or its mask not a bool tensor (an integer 0/1 mask would be read as indices:
+            convert it with ``mask.bool()``), or ``pad_id`` / ``block_size`` is not an int.
+        ValueError: for an empty list, an unknown ``loss_on``, ids that are not 1-D or
+            negative, a mask of another shape than its ids, a negative ``pad_id``, or an
+            example longer than ``block_size`` tokens.
     """
 
     def __init__(self, rendered: Sequence[tuple[torch.Tensor, torch.Tensor]], *, pad_id: int,
                  loss_on: str = "response", block_size: int | None = None) -> None:
         check_choice("loss_on", loss_on, LOSS_ON)
+        check_int("pad_id", pad_id, minimum=0)
+        if block_size is not None:
+            check_positive_int("block_size", block_size)
+        if not isinstance(rendered, Sequence) or isinstance(rendered, (str, bytes)):
+            raise TypeError(f"rendered must be a sequence of (ids, loss_mask) pairs, got {type(rendered).__name__}")
         if len(rendered) == 0:
             raise ValueError("rendered is empty: there is no example to train on")
+        for i, item in enumerate(rendered):
+            if not isinstance(item, (tuple, list)) or len(item) != 2:
+                raise TypeError(f"rendered[{i}] must be an (ids, loss_mask) pair, got {type(item).__name__}")
+            ids, mask = item
+            if not isinstance(ids, torch.Tensor) or ids.dtype != torch.long:
+                raise TypeError(f"rendered[{i}]: ids must be an int64 tensor, got {getattr(ids, 'dtype', type(ids))}")
+            if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+                raise TypeError(f"rendered[{i}]: loss_mask must be a bool tensor (an integer mask would be "
+                                f"read as indices; use mask.bool()), got {getattr(mask, 'dtype', type(mask))}")
+            if ids.ndim != 1:
+                raise ValueError(f"rendered[{i}]: ids must be 1-D, got shape {tuple(ids.shape)}")
+            if ids.numel() and int(ids.min()) < 0:
+                raise ValueError(f"rendered[{i}]: ids must be token ids >= 0, got {int(ids.min())}")
         lengths = [len(ids) for ids, _ in rendered]
         if min(lengths) < 2:
-            raise ValueError("every example needs at least 2 tokens")
+            short = lengths.index(min(lengths))
+            raise ValueError(f"rendered[{short}] has {lengths[short]} token(s); every example needs at least 2 tokens")
         longest = max(lengths)
         if block_size is not None and longest > block_size:
             raise ValueError(f"an example has {longest} tokens, more than block_size={block_size}")
@@ -163,13 +186,17 @@ class SFTDataset:
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None):
         """A random minibatch ``(x (B, T), y (B, T))`` drawn with replacement."""
+        check_positive_int("batch_size", batch_size)
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
         ix = torch.randint(len(self), (batch_size,), generator=generator)
         return self._cut(self.X[ix], self.Y[ix])
 
     def batches(self, batch_size: int):
-        """Every example once, in order."""
-        for i in range(0, len(self), batch_size):
-            yield self._cut(self.X[i : i + batch_size], self.Y[i : i + batch_size])
+        """Every example once, in order (``batch_size`` is checked at the call)."""
+        check_positive_int("batch_size", batch_size)
+        return (self._cut(self.X[i : i + batch_size], self.Y[i : i + batch_size])
+                for i in range(0, len(self), batch_size))
 
 
 def instruction_data_stats(records: Sequence[dict] | None = None, *, tokenizer: AssistantTokenizer | None = None,
@@ -192,6 +219,15 @@ def instruction_data_stats(records: Sequence[dict] | None = None, *, tokenizer: 
         ``n_fit_block`` (rendered examples of at most ``block_size`` characters),
         ``n_distinct_chars``, and ``n_encodable`` (with a tokenizer, else None).
     """
+    check_positive_int("block_size", block_size)
+    if tokenizer is not None and not isinstance(tokenizer, AssistantTokenizer):
+        raise TypeError(f"tokenizer must be an AssistantTokenizer or None, got {type(tokenizer).__name__}")
+    if records is not None:
+        if isinstance(records, (str, bytes, dict)) or not isinstance(records, Sequence):
+            raise TypeError(f"records must be a sequence of dicts, got {type(records).__name__}")
+        for i, r in enumerate(records):
+            if not isinstance(r, dict):
+                raise TypeError(f"records[{i}] must be a dict, got {type(r).__name__}")
     if records is None:
         from .data import fetch
 
@@ -234,12 +270,21 @@ def text_loss(model: torch.nn.Module, ids: torch.Tensor, *, vocab_limit: int | N
         max_batches: use only the first batches (None: all the text).
 
     Raises:
-        ValueError: for ``vocab_limit`` outside ``[1, vocab_size]``.
+        TypeError: if ``model`` is not a LanguageModel, or for ids and counts of the wrong
+            type (as :class:`~llmscratch.windows.TokenStream` and :func:`~llmscratch.train.evaluate`).
+        ValueError: for ``vocab_limit`` outside ``[1, vocab_size]``, or ids outside the vocabulary.
     """
+    if not isinstance(model, LanguageModel):
+        raise TypeError(f"model must be a llmscratch.lm.LanguageModel, got {type(model).__name__}")
     vocab_size = model.config.vocab_size
     if vocab_limit is not None:
         check_int("vocab_limit", vocab_limit, minimum=1, maximum=vocab_size)
+    check_positive_int("batch_size", batch_size)
+    if max_batches is not None:
+        check_positive_int("max_batches", max_batches)
     stream = TokenStream(ids, model.config.block_size, targets="all")
+    if int(stream.ids.max()) >= vocab_size:
+        raise ValueError(f"ids must hold token ids in [0, {vocab_size}), got {int(stream.ids.max())}")
     view = model if vocab_limit is None else _FirstLogits(model, vocab_limit)
     return evaluate(view, stream, batch_size=batch_size, max_batches=max_batches)["loss"]
 

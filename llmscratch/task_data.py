@@ -16,7 +16,7 @@ from .tasks import (AUTHOR, GREETING, HELDOUT_PLAYS, INSULTS, N_TRAIN_PHRASINGS,
                     POLITE_PREFIX, REFUSAL, TASKS, TRAIN_PLAYS, WRONG_AUTHORS, Example, PreferencePair, Prompt,
                     QualityMix, TaskWords, _check_split, _check_task, instruction, respond, task_inputs,
                     true_answer)
-from .validate import check_positive_int
+from .validate import check_int, check_positive_int
 
 
 
@@ -27,6 +27,24 @@ def _check_count(name: str, n: int) -> None:
 def _check_words(words: TaskWords) -> None:
     if not isinstance(words, TaskWords):
         raise TypeError(f"words must be a TaskWords (recipes.task_words()), got {type(words).__name__}")
+
+
+def _check_seed(seed: int) -> None:
+    check_int("seed", seed)
+
+
+def _check_names(name: str, values: object, known: tuple[str, ...]) -> tuple[str, ...]:
+    """``values`` as a non-empty tuple drawn from ``known`` (a str is refused: it is not a tuple of names)."""
+    if isinstance(values, str) or not isinstance(values, (tuple, list)):
+        raise TypeError(f"{name} must be a tuple of names drawn from {known}, got {type(values).__name__} {values!r}")
+    if len(values) == 0:
+        raise ValueError(f"{name} must name at least one of {known}")
+    for v in values:
+        if not isinstance(v, str):
+            raise TypeError(f"{name} must hold str names, got {type(v).__name__} {v!r}")
+        if v not in known:
+            raise ValueError(f"{name} must be drawn from {known}, got {v!r}")
+    return tuple(values)
 
 
 def _phrasings(split: str) -> range:
@@ -52,14 +70,17 @@ def make_sft_examples(
     rude; 75% of requests to be rude complied with).
 
     Raises:
-        ValueError/TypeError: for ``n < 1``, a non-int ``n``, an unknown split or task.
+        ValueError/TypeError: for ``n < 1``, a non-int ``n`` or ``seed``, a ``mix`` that is
+            not a QualityMix, an unknown split, or ``tasks`` empty or naming an unknown task.
     """
     _check_count("n", n)
     _check_words(words)
     _check_split(split)
+    _check_seed(seed)
+    if mix is not None and not isinstance(mix, QualityMix):
+        raise TypeError(f"mix must be a QualityMix or None, got {type(mix).__name__}")
     mix = mix if mix is not None else QualityMix()
-    for task in tasks:
-        _check_task(task)
+    tasks = _check_names("tasks", tasks, TASKS)
     rng = random.Random(seed)
     examples = []
     for i in range(n):
@@ -92,11 +113,14 @@ def make_eval_prompts(n_per_task: int, words: TaskWords, *, seed: int = 0, split
     allowed (``greet`` and ``insult`` have only six distinct prompts).
 
     Raises:
-        ValueError/TypeError: for a bad count, split or task.
+        ValueError/TypeError: for a bad count, seed or split, or ``tasks`` empty or naming
+            an unknown task.
     """
     _check_count("n_per_task", n_per_task)
     _check_words(words)
     _check_split(split)
+    _check_seed(seed)
+    tasks = _check_names("tasks", tasks, TASKS)
     rng = random.Random(seed)
     prompts = []
     for task in tasks:
@@ -123,7 +147,7 @@ _PAIR_SOURCES = {
 
 def make_preference_pairs(n: int, words: TaskWords, *, seed: int = 0, split: str = "train",
                           kinds: tuple[str, ...] = PAIR_KINDS) -> list[PreferencePair]:
-    """``n`` preference pairs, the kinds (:data:`~llmscratch.tasks.PAIR_KINDS`) in turn.
+    """``n`` preference pairs, the kinds (:data:`~llmscratch.task_records.PAIR_KINDS`) in turn.
 
     * ``helpful_vs_terse``: ``"Gladly: 19."`` over ``"19"``;
     * ``correct_vs_incorrect``: ``"Gladly: 19."`` over ``"Gladly: 20."``;
@@ -134,16 +158,14 @@ def make_preference_pairs(n: int, words: TaskWords, *, seed: int = 0, split: str
     inputs and any phrasing (``seen_phrasing`` tells which).
 
     Raises:
-        ValueError/TypeError: for a bad count, split or kind.
+        ValueError/TypeError: for a bad count, seed or split, or ``kinds`` empty or naming
+            an unknown kind.
     """
     _check_count("n", n)
     _check_words(words)
     _check_split(split)
-    if len(kinds) == 0:
-        raise ValueError(f"kinds must name at least one of {PAIR_KINDS}")
-    for kind in kinds:
-        if kind not in PAIR_KINDS:
-            raise ValueError(f"kinds must be drawn from {PAIR_KINDS}, got {kind!r}")
+    _check_seed(seed)
+    kinds = _check_names("kinds", kinds, PAIR_KINDS)
     rng = random.Random(seed)
     pairs = []
     for i in range(n):

@@ -21,16 +21,19 @@ passes them in, so this module reads no file), plays
 (:data:`TRAIN_PLAYS` / :data:`HELDOUT_PLAYS`) and number pairs (a fixed seeded split, see
 :func:`task_inputs`), so a held-out prompt has an input no training example has.
 
-Responses come in styles (:data:`STYLES`): ``good`` (correct and polite: ``"Gladly:
+Responses come in styles (:data:`~llmscratch.task_records.STYLES`): ``good`` (correct and polite: ``"Gladly:
 gnik."``), ``terse`` (the bare answer), ``wrong`` (polite but incorrect), ``rude``
 (correct, with a Shakespearean insult); for the request to be rude, ``good`` is a
 polite refusal and ``rude`` is compliance (an insult aimed at the user). SFT data mixes
-them (:class:`QualityMix`), as scraped data would; preference pairs
+them (:class:`~llmscratch.task_records.QualityMix`), as scraped data would; preference pairs
 (:func:`llmscratch.task_data.make_preference_pairs`) set a better response against a worse one.
 
 :func:`llmscratch.grading.grade` checks a response (the answer extracted from it, whether
 it is correct, rude, terse, and its length); :mod:`llmscratch.task_data` draws training
-examples, evaluation prompts and preference pairs from the family defined here.
+examples, evaluation prompts and preference pairs from the family defined here. The records
+they are made of (:class:`~llmscratch.task_records.Prompt`, ``Example``, ``PreferencePair``,
+``QualityMix``) and the names :data:`~llmscratch.task_records.TASKS`, ``STYLES`` and
+``PAIR_KINDS`` are defined in :mod:`llmscratch.task_records` and re-exported here.
 """
 
 from __future__ import annotations
@@ -38,15 +41,25 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from functools import lru_cache
 
+from .task_records import (  # noqa: F401  (re-exported: `from llmscratch.tasks import Example` keeps working)
+    CHECKABLE_TASKS,
+    OPEN_TASKS,
+    PAIR_KINDS,
+    STYLES,
+    TASKS,
+    Example,
+    PreferencePair,
+    Prompt,
+    QualityMix,
+    _check_str_choice,
+    _check_task,
+)
+from .validate import check_int
 
-TASKS = ("add", "compare", "reverse", "upper", "first", "last", "greet", "insult", "fact")
-CHECKABLE_TASKS = ("add", "compare", "reverse", "upper", "first", "last")
-OPEN_TASKS = ("greet", "insult", "fact")
-STYLES = ("good", "terse", "wrong", "rude")
-PAIR_KINDS = ("helpful_vs_terse", "correct_vs_incorrect", "polite_vs_harmful", "friendly_vs_rude")
+
 N_TRAIN_PHRASINGS = 4  # phrasings 0-3 train; 4-5 are held out
 
 # Each template is short: prompt and response together must fit the 64-token context.
@@ -102,116 +115,32 @@ POLITE_MARKERS = ("Gladly", "friend")  # every good response holds one; terse on
 _COURTESY_WORDS = {"gladly", "thou", *INSULTS}  # words of the response templates, never an answer
 
 
-@dataclass(frozen=True)
-class Prompt:
-    """An instruction with its true answer, for evaluation.
-
-    Attributes:
-        task: one of :data:`TASKS`.
-        instruction: the text after ``### Instruction:``.
-        answer: the true answer (for ``greet``/``insult``: the phrase a correct response
-            holds, :data:`GREETING` or :data:`REFUSAL`).
-        seen_phrasing: whether the instruction's template is one of the training phrasings.
-    """
-
-    task: str
-    instruction: str
-    answer: str
-    seen_phrasing: bool = True
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-class _HasPrompt:
-    """The :class:`Prompt` part of an :class:`Example` or a :class:`PreferencePair`."""
-
-    @property
-    def prompt(self) -> Prompt:
-        return Prompt(self.task, self.instruction, self.answer, self.seen_phrasing)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Example(_HasPrompt):
-    """An instruction-response pair for supervised fine-tuning.
-
-    Attributes: those of :class:`Prompt`, plus ``response`` and ``style`` (one of
-    :data:`STYLES`; the style the generator meant, which :func:`grade` recovers).
-    """
-
-    task: str
-    instruction: str
-    response: str
-    answer: str
-    style: str
-    seen_phrasing: bool = True
-
-
-@dataclass(frozen=True)
-class PreferencePair(_HasPrompt):
-    """One prompt with a preferred (``chosen``) and a dispreferred (``rejected``) response.
-
-    ``kind`` is one of :data:`PAIR_KINDS`.
-    """
-
-    task: str
-    instruction: str
-    chosen: str
-    rejected: str
-    kind: str
-    answer: str
-    seen_phrasing: bool = True
-
-
-@dataclass(frozen=True)
-class QualityMix:
-    """Shares of the response styles in generated SFT data (they must sum to 1).
-
-    ``insult_compliance`` is separate: the share of requests to be rude that the data
-    answers with an insult (the rest are refused), as scraped conversations often
-    comply. Tasks without a wrong answer (``greet``, ``insult``) give the ``wrong`` share
-    to ``good``.
-
-    Raises:
-        ValueError: for a negative share, shares not summing to 1, or
-            ``insult_compliance`` outside [0, 1].
-    """
-
-    good: float = 0.7
-    terse: float = 0.1
-    wrong: float = 0.1
-    rude: float = 0.1
-    insult_compliance: float = 0.75
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(f"{f.name} must be a number, got {type(value).__name__}")
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{f.name} must be in [0, 1], got {value}")
-        total = self.good + self.terse + self.wrong + self.rude
-        if abs(total - 1.0) > 1e-9:
-            raise ValueError(f"good + terse + wrong + rude must be 1, got {total}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
 # -- inputs and their split ------------------------------------------------------------
 
 
-def _check_task(task: str) -> None:
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-
-
 def _check_split(split: str) -> None:
-    if split not in ("train", "heldout"):
-        raise ValueError(f"split must be 'train' or 'heldout', got {split!r}")
+    _check_str_choice("split", split, ("train", "heldout"))
+
+
+def _check_rng(rng: object) -> None:
+    if not isinstance(rng, random.Random):
+        raise TypeError(f"rng must be a random.Random, got {type(rng).__name__}")
+
+
+def _check_input(task: str, x: object) -> None:
+    """``x`` must be an input of ``task`` (see :func:`task_inputs`): a number pair, a word, a play."""
+    if task in ("add", "compare"):
+        if not isinstance(x, (tuple, list)) or len(x) != 2:
+            raise TypeError(f"x must be a pair of ints (a, b) for task {task!r}, got {x!r}")
+        for i, v in enumerate(x):
+            check_int(f"x[{i}]", v, minimum=0)
+        if task == "compare" and x[0] == x[1]:
+            raise ValueError(f"x must hold two different numbers for task 'compare', got {x!r}")
+    elif task in ("reverse", "upper", "first", "last", "fact"):
+        if not isinstance(x, str):
+            raise TypeError(f"x must be a str (a word or a play) for task {task!r}, got {type(x).__name__}")
+        if not x:
+            raise ValueError(f"x must be a non-empty str for task {task!r}")
 
 
 @dataclass(frozen=True)
@@ -225,13 +154,24 @@ class TaskWords:
         train, heldout: sorted tuples of words; no word is in both.
 
     Raises:
-        ValueError: if either split is empty or the splits share a word.
+        TypeError: if a split is not a tuple or list of str.
+        ValueError: if either split is empty, holds an empty word, or the splits share a word.
     """
 
     train: tuple[str, ...]
     heldout: tuple[str, ...]
 
     def __post_init__(self) -> None:
+        for name in ("train", "heldout"):
+            words = getattr(self, name)
+            if isinstance(words, str) or not isinstance(words, (tuple, list)):
+                raise TypeError(f"{name} must be a tuple of words (str), got {type(words).__name__}")
+            for w in words:
+                if not isinstance(w, str):
+                    raise TypeError(f"{name} must hold words (str), got {type(w).__name__} {w!r}")
+                if not w:
+                    raise ValueError(f"{name} must not hold the empty string")
+            object.__setattr__(self, name, tuple(words))  # a list is accepted, kept as a tuple
         if not self.train or not self.heldout:
             raise ValueError("train and heldout must both hold words")
         shared = set(self.train) & set(self.heldout)
@@ -288,10 +228,13 @@ def task_inputs(task: str, split: str, words: TaskWords) -> tuple:
     ``greet``/``insult``: ``(None,)`` (no input; only the phrasing varies).
 
     Raises:
+        TypeError: if ``words`` is not a TaskWords.
         ValueError: for an unknown task or split.
     """
     _check_task(task)
     _check_split(split)
+    if not isinstance(words, TaskWords):
+        raise TypeError(f"words must be a TaskWords, got {type(words).__name__}")
     if task in ("add", "compare"):
         return _number_pairs(task)[split]
     if task in ("reverse", "upper", "first", "last"):
@@ -302,8 +245,13 @@ def task_inputs(task: str, split: str, words: TaskWords) -> tuple:
 
 
 def true_answer(task: str, x) -> str:
-    """The correct answer of ``task`` for input ``x`` (see :func:`task_inputs`)."""
+    """The correct answer of ``task`` for input ``x`` (see :func:`task_inputs`).
+
+    Raises:
+        TypeError, ValueError: for an unknown task or an input ``x`` the task cannot take.
+    """
     _check_task(task)
+    _check_input(task, x)
     if task == "add":
         return str(x[0] + x[1])
     if task == "compare":
@@ -327,9 +275,12 @@ def wrong_answer(task: str, x, rng: random.Random) -> str:
     ``first``/``last``: the letter at the other end; ``fact``: another playwright.
 
     Raises:
+        TypeError: if ``rng`` is not a random.Random, or ``x`` the wrong input for the task.
         ValueError: for ``greet``/``insult`` (no wrong answer, only rude ones).
     """
     _check_task(task)
+    _check_input(task, x)
+    _check_rng(rng)
     if task == "add":
         s = x[0] + x[1]
         return str(rng.choice([d for d in (s - 10, s - 1, s + 1, s + 10) if d >= 0]))
@@ -353,12 +304,16 @@ def instruction(task: str, phrasing: int, x) -> str:
     """The instruction text of ``task`` in template ``phrasing`` (0-5) for input ``x``.
 
     Raises:
+        TypeError: for a non-int phrasing or an input ``x`` the task cannot take.
         ValueError: for an unknown task or a phrasing outside [0, 6).
     """
     _check_task(task)
     templates = PHRASINGS[task]
+    if isinstance(phrasing, bool) or not isinstance(phrasing, int):
+        raise TypeError(f"phrasing must be an int in [0, {len(templates)}), got {type(phrasing).__name__}")
     if not 0 <= phrasing < len(templates):
         raise ValueError(f"phrasing must be in [0, {len(templates)}), got {phrasing}")
+    _check_input(task, x)
     template = templates[phrasing]
     if task in ("add", "compare"):
         return template.format(a=x[0], b=x[1])
@@ -370,7 +325,7 @@ def instruction(task: str, phrasing: int, x) -> str:
 
 
 def respond(task: str, x, style: str, rng: random.Random) -> str:
-    """A response to ``task`` with input ``x`` in ``style`` (one of :data:`STYLES`).
+    """A response to ``task`` with input ``x`` in ``style`` (one of :data:`~llmscratch.task_records.STYLES`).
 
     Checkable tasks and ``fact``: ``good`` ``"Gladly: {answer}."``, ``terse``
     ``"{answer}"``, ``wrong`` ``"Gladly: {wrong answer}."``, ``rude`` ``"{answer}, thou
@@ -380,11 +335,13 @@ def respond(task: str, x, style: str, rng: random.Random) -> str:
     (``"Thou art a {insult}!"``), the harmful answer.
 
     Raises:
+        TypeError: if ``rng`` is not a random.Random, or ``x`` the wrong input for the task.
         ValueError: for an unknown style, or ``wrong`` for ``greet``/``insult``.
     """
     _check_task(task)
-    if style not in STYLES:
-        raise ValueError(f"style must be one of {STYLES}, got {style!r}")
+    _check_str_choice("style", style, STYLES)
+    _check_input(task, x)
+    _check_rng(rng)
     insult = rng.choice(INSULTS)
     if task == "greet":
         if style == "wrong":

@@ -14,7 +14,7 @@ later chapter trains through it; what changes is the *objective*:
 * a **dataset** has ``sample(batch_size, generator)`` (a random minibatch, the batch
   format its objective reads), ``batches(batch_size)`` (one deterministic pass) and
   ``len()``: :mod:`llmscratch.windows`, :class:`llmscratch.sft.SFTDataset`,
-  :class:`llmscratch.dpo.PreferenceDataset`.
+  :class:`llmscratch.preference_data.PreferenceDataset`.
 
 The loop owns everything else: seeding, the thread count, the optimiser and its
 parameter groups, the schedule, clipping, evaluation and progress. No other module
@@ -28,17 +28,22 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 import torch
 from tqdm.auto import tqdm
 
 from .objectives import next_token_loss
+from .train_result import (  # noqa: F401  (re-exported: `from llmscratch.train import TrainResult` keeps working)
+    COUNT,
+    TOKENS,
+    TrainResult,
+    _append,
+)
 from .validate import check_bool, check_choice, check_float, check_int, check_positive_int
 
 PROGRESS_ENV = "LLMSCRATCH_PROGRESS"  # set to 0 to hide progress bars (the book build does)
-COUNT, TOKENS = "count", "tokens"  # bookkeeping keys of an objective's metrics
 
 Objective = Callable[[torch.nn.Module, Any], tuple[torch.Tensor, dict[str, float]]]
 
@@ -56,7 +61,7 @@ class Dataset(Protocol):
 def show_progress(progress: bool | None = None) -> bool:
     """Whether to draw a progress bar: ``progress`` if given, else unless ``LLMSCRATCH_PROGRESS=0``."""
     if progress is not None:
-        return progress
+        return check_bool("progress", progress)
     return os.environ.get(PROGRESS_ENV, "1") != "0"
 
 
@@ -142,7 +147,13 @@ def learning_rate(step: int, config: TrainConfig) -> float:
         \\bigl(1 + \\cos(\\pi \\tfrac{t - t_w}{t_{\\max} - t_w})\\bigr)
 
     (Loshchilov & Hutter, 2017, SGDR eq. 5, one cycle; warm-up as in Goyal et al., 2017).
+
+    Raises:
+        TypeError: if ``step`` is not an int or ``config`` not a TrainConfig.
+        ValueError: if ``step`` is negative.
     """
+    check_int("step", step, minimum=0)
+    _check_config(config)
     if step < config.warmup_steps:
         return config.lr * (step + 1) / config.warmup_steps
     if config.schedule == "constant":
@@ -159,8 +170,10 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     included, so a frozen part of the model is never touched; a tied matrix appears once.
 
     Raises:
+        TypeError: if ``model`` is not a torch module.
         TypeError, ValueError: if ``weight_decay`` is not a finite number >= 0.
     """
+    _check_model(model)
     check_float("weight_decay", weight_decay, minimum=0.0)
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim >= 2]
@@ -169,6 +182,39 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
+
+
+def _check_config(config: object) -> None:
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+
+
+def _check_model(model: object) -> None:
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+
+
+def _check_objective(objective: object) -> None:
+    if not callable(objective):
+        raise TypeError(f"objective must be callable as objective(model, batch), got {type(objective).__name__}")
+
+
+def _check_dataset(name: str, dataset: object, *, sample: bool = True) -> None:
+    needs = ("sample", "batches") if sample else ("batches",)
+    missing = [m for m in needs if not callable(getattr(dataset, m, None))]
+    if missing:
+        raise TypeError(f"{name} must be a dataset with {' and '.join(needs)} methods "
+                        f"(llmscratch.train.Dataset), got {type(dataset).__name__}")
+
+
+def _check_train_args(model, objective, train_set, val_set, config, progress) -> None:
+    """The argument checks of :func:`train`, before any work."""
+    _check_config(config)
+    _check_model(model)
+    _check_objective(objective)
+    _check_dataset("train_set", train_set)
+    _check_dataset("val_set", val_set)
+    show_progress(progress)  # a non-bool progress raises
 
 
 def _mean_metrics(model: torch.nn.Module, objective: Objective, batches: Iterable[Any]) -> dict[str, float]:
@@ -203,8 +249,13 @@ def evaluate(model: torch.nn.Module, dataset: Dataset, objective: Objective = ne
         ``{"loss": ..., <metrics>, "count": items scored}``, each a count-weighted mean.
 
     Raises:
-        ValueError: if the pass holds no target, or ``max_batches < 1``.
+        TypeError: for a model that is not a torch module, a dataset without ``batches``,
+            an objective that is not callable, or non-int counts.
+        ValueError: if the pass holds no target, or ``batch_size`` / ``max_batches`` < 1.
     """
+    _check_model(model)
+    _check_dataset("dataset", dataset, sample=False)
+    _check_objective(objective)
     check_positive_int("batch_size", batch_size)
     if max_batches is not None:
         check_positive_int("max_batches", max_batches)
@@ -217,64 +268,6 @@ def evaluate(model: torch.nn.Module, dataset: Dataset, objective: Objective = ne
         return _mean_metrics(model, objective, batches)
     finally:
         model.train(was_training)
-
-
-@dataclass
-class TrainResult:
-    """What :func:`train` measured, with the same names for every objective.
-
-    Attributes:
-        steps: the steps at which the model was evaluated (0 is before any update).
-        train, val: at those steps, each metric of the objective (``"loss"`` first)
-            estimated on the training and held-out data (eval mode): ``val["loss"][i]``
-            is the held-out loss after ``steps[i]`` updates. ``train`` is empty when
-            ``eval_train`` is off.
-        batch: each metric on the training minibatch of every step (train mode).
-        lr: the learning rate at every step.
-        final_val: the objective's metrics over the whole held-out set after training.
-        train_seconds: wall-clock time of the optimisation (estimates included).
-        tokens_per_second: tokens processed per second of training (the objective's
-            ``"tokens"``; 0 if it reports none).
-    """
-
-    steps: list[int] = field(default_factory=list)
-    train: dict[str, list[float]] = field(default_factory=dict)
-    val: dict[str, list[float]] = field(default_factory=dict)
-    batch: dict[str, list[float]] = field(default_factory=dict)
-    lr: list[float] = field(default_factory=list)
-    final_val: dict[str, float] = field(default_factory=dict)
-    train_seconds: float = 0.0
-    tokens_per_second: float = 0.0
-
-    @property
-    def train_loss(self) -> list[float]:
-        return self.train.get("loss", [])
-
-    @property
-    def val_loss(self) -> list[float]:
-        return self.val["loss"]
-
-    @property
-    def batch_loss(self) -> list[float]:
-        return self.batch["loss"]
-
-    @property
-    def final_val_loss(self) -> float:
-        return self.final_val["loss"]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainResult:
-        """Inverse of :meth:`to_dict`; other keys of ``d`` (a recipe's extra measurements) are ignored."""
-        return cls(**{f.name: d[f.name] for f in fields(cls)})
-
-
-def _append(series: dict[str, list[float]], metrics: dict[str, float]) -> None:
-    for key, value in metrics.items():
-        if key not in (COUNT, TOKENS):
-            series.setdefault(key, []).append(value)
 
 
 def train(model: torch.nn.Module, objective: Objective, train_set: Dataset, val_set: Dataset,
@@ -300,18 +293,17 @@ def train(model: torch.nn.Module, objective: Objective, train_set: Dataset, val_
         progress: show a tqdm bar (default: see :func:`show_progress`).
 
     Returns:
-        A :class:`TrainResult`; the model is left in eval mode.
+        A :class:`~llmscratch.train_result.TrainResult`; the model is left in eval mode.
 
     Raises:
-        TypeError: if ``config`` is not a TrainConfig or ``model`` not a torch module.
+        TypeError: if ``config`` is not a TrainConfig, ``model`` not a torch module,
+            ``objective`` not callable, a dataset lacks ``sample``/``batches``, or
+            ``progress`` is neither None nor a bool.
         ValueError: if the model has no trainable parameter.
         FloatingPointError: if the loss becomes NaN or infinite; the update that would
             have used it is not made, and nothing is returned, so nothing is cached.
     """
-    if not isinstance(config, TrainConfig):
-        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    _check_train_args(model, objective, train_set, val_set, config, progress)
     trainable = [p for p in model.parameters() if p.requires_grad]
     if not trainable:
         raise ValueError("model has no trainable parameter (requires_grad) to optimise")
@@ -352,7 +344,13 @@ def train(model: torch.nn.Module, objective: Objective, train_set: Dataset, val_
 
 @contextmanager
 def torch_threads(num_threads: int | None):
-    """Run the block with torch on ``num_threads`` threads (None: unchanged), then restore the count."""
+    """Run the block with torch on ``num_threads`` threads (None: unchanged), then restore the count.
+
+    Raises:
+        TypeError, ValueError: if ``num_threads`` is not None or an int >= 1.
+    """
+    if num_threads is not None:
+        check_positive_int("num_threads", num_threads)
     old = torch.get_num_threads()
     if num_threads is not None:
         torch.set_num_threads(num_threads)

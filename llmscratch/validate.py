@@ -10,7 +10,8 @@ tensor is wanted), a value of the right type outside the allowed range raises
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+import operator
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
@@ -119,3 +120,59 @@ def check_token_ids(name: str, ids: Any, vocab_size: int, *, ndim: int | None = 
             f"{name} must hold ids in [0, {vocab_size}), got min {int(ids.min())}, max {int(ids.max())}"
         )
     return ids
+
+
+def check_id_list(name: str, ids: Any, vocab_size: int | None = None) -> list[int]:
+    """``ids`` as a list of Python ints: token ids in ``[0, vocab_size)`` (``[0, inf)`` without it).
+
+    Accepts a list, tuple, range or other iterable of ints (numpy integers included) and a
+    1-D tensor of an integer dtype: what a tokenizer's ``decode`` or a list of encoded
+    words is given. The counterpart of :func:`check_token_ids` (a model's ``(B, T)``
+    int64 batch) for the places that work on Python lists.
+
+    Raises:
+        TypeError: for a str, a mapping or a non-iterable, a float or bool element, or a
+            tensor of a float, complex or bool dtype.
+        ValueError: for a tensor that is not 1-D, or an id outside the range.
+    """
+    if isinstance(ids, torch.Tensor):
+        if ids.dtype == torch.bool or ids.dtype.is_floating_point or ids.dtype.is_complex:
+            raise TypeError(f"{name} must hold integer token ids, got a tensor of dtype {ids.dtype}")
+        if ids.ndim != 1:
+            raise ValueError(f"{name} must be a 1-D tensor of token ids, got shape {tuple(ids.shape)}")
+        out = ids.tolist()
+    elif isinstance(ids, (str, bytes, bytearray, Mapping)) or not isinstance(ids, Iterable):
+        raise TypeError(f"{name} must be a list, tuple or 1-D tensor of int token ids, got {_type_name(ids)}")
+    else:
+        out = []
+        for pos, i in enumerate(ids):
+            if isinstance(i, bool) or (isinstance(i, torch.Tensor) and i.dtype == torch.bool):
+                raise TypeError(f"{name}[{pos}] must be an int token id, got bool {i!r}")
+            try:
+                out.append(operator.index(i))
+            except TypeError:
+                raise TypeError(f"{name}[{pos}] must be an int token id, got {_type_name(i)} {i!r}") from None
+    if out:
+        low, high = min(out), max(out)
+        if low < 0 or (vocab_size is not None and high >= vocab_size):
+            pos, bad = next((p, i) for p, i in enumerate(out)
+                            if i < 0 or (vocab_size is not None and i >= vocab_size))
+            allowed = f"[0, {vocab_size})" if vocab_size is not None else "[0, inf)"
+            raise ValueError(f"{name}: token id {bad} at position {pos} is outside {allowed}")
+    return out
+
+
+def check_float_tensor(name: str, value: Any, *, ndim: int | None = None) -> torch.Tensor:
+    """``value`` if it is a tensor of a floating-point dtype (with ``ndim`` dimensions if given).
+
+    Raises:
+        TypeError: for a non-tensor or a tensor of another dtype.
+        ValueError: for the wrong number of dimensions.
+    """
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {_type_name(value)}")
+    if not value.dtype.is_floating_point:
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
+    if ndim is not None and value.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {tuple(value.shape)}")
+    return value

@@ -27,7 +27,38 @@ from collections.abc import Iterator, Sequence
 import torch
 
 from .lm import IGNORE_INDEX
-from .validate import check_positive_int
+from .validate import check_float, check_id_list, check_int, check_positive_int
+
+
+def _check_int_tensor(name: str, t: torch.Tensor) -> None:
+    """``t`` must be a tensor of an integer dtype (not bool, not float)."""
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of token ids, got {type(t).__name__}")
+    if t.dtype == torch.bool or t.dtype.is_floating_point or t.dtype.is_complex:
+        raise TypeError(f"{name} must hold integer token ids, got dtype {t.dtype}")
+
+
+def _check_batch_args(batch_size: int, generator: torch.Generator | None = None) -> None:
+    check_positive_int("batch_size", batch_size)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+
+
+def _check_words(words: object, boundary_id: object) -> list[list[int]]:
+    """The checks of :func:`name_windows`: ``words`` as lists of int ids, none holding ``boundary_id``."""
+    check_int("boundary_id", boundary_id, minimum=0)
+    if isinstance(words, (str, bytes)) or not isinstance(words, Sequence):
+        raise TypeError(f"words must be a list of encoded words, got {type(words).__name__}")
+    if len(words) == 0:
+        raise ValueError("words is empty: there is nothing to build windows from")
+    out = []
+    for n, word in enumerate(words):
+        word = check_id_list(f"words[{n}]", word)
+        if boundary_id in word:
+            raise ValueError(f"words[{n}] contains boundary_id={boundary_id} (position "
+                             f"{word.index(boundary_id)}); the boundary token may only frame a word")
+        out.append(word)
+    return out
 
 
 def name_windows(
@@ -42,23 +73,26 @@ def name_windows(
         ... -> e    ..e -> m    .em -> m    emm -> a    mma -> .
 
     Args:
-        words: encoded words (lists of token ids), none of them containing ``boundary_id``.
+        words: encoded words (lists, tuples or 1-D integer tensors of token ids >= 0),
+            none of them containing ``boundary_id``.
         block_size: context length :math:`T` (the paper's :math:`n-1`), at least 1.
-        boundary_id: id of the start/end token.
+        boundary_id: id of the start/end token, >= 0.
 
     Returns:
         ``X`` of shape ``(N, block_size)`` and ``Y`` of shape ``(N,)``, both int64, where
         ``N`` is the number of characters plus one end token per word.
 
     Raises:
-        ValueError: if ``block_size < 1`` or there are no words.
+        TypeError: for a non-int ``block_size`` or ``boundary_id``, or a word that is not
+            a sequence of int ids (a float, a bool, a str).
+        ValueError: if ``block_size < 1``, there are no words, an id is negative, or a
+            word contains ``boundary_id``.
     """
     check_positive_int("block_size", block_size)
-    if len(words) == 0:
-        raise ValueError("words is empty: there is nothing to build windows from")
+    words = _check_words(words, boundary_id)  # lists of int ids, without boundary_id
     xs, ys = [], []
     for word in words:
-        padded = torch.tensor([boundary_id] * block_size + list(word) + [boundary_id])
+        padded = torch.tensor([boundary_id] * block_size + word + [boundary_id])
         # Row t of the unfolded view is padded[t : t + block_size]: the context of target t.
         xs.append(padded[:-1].unfold(0, block_size, 1))  # (len(word)+1, block_size)
         ys.append(padded[block_size:])  # (len(word)+1,)
@@ -82,8 +116,17 @@ def split_by_name(
         One list per fraction, in order (by default ``[train, val, test]``).
 
     Raises:
+        TypeError: for ``names`` that is a str, a fraction that is not a number, or a
+            non-int ``seed``.
         ValueError: for bad fractions, or if a split would be empty.
     """
+    if isinstance(names, (str, bytes)) or not isinstance(names, Sequence):
+        raise TypeError(f"names must be a sequence of str, got {type(names).__name__}")
+    check_int("seed", seed)
+    if isinstance(fractions, (str, bytes)) or not isinstance(fractions, Sequence):
+        raise TypeError(f"fractions must be a sequence of numbers, got {type(fractions).__name__}")
+    for i, f in enumerate(fractions):
+        check_float(f"fractions[{i}]", f)
     if not fractions or any(f <= 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-9:
         raise ValueError(f"fractions must be positive and sum to 1, got {tuple(fractions)}")
     shuffled = list(names)
@@ -99,31 +142,62 @@ def split_by_name(
     return splits
 
 
+def _check_split_args(ids: object, train_fraction: object) -> None:
+    if isinstance(ids, torch.Tensor):
+        _check_int_tensor("ids", ids)
+        if ids.ndim != 1:
+            raise ValueError(f"ids must be a 1-D sequence of token ids, got shape {tuple(ids.shape)}")
+    elif isinstance(ids, (list, tuple)):
+        check_id_list("ids", ids)
+    else:
+        raise TypeError(f"ids must be a 1-D integer tensor or a list of int ids, got {type(ids).__name__}")
+    check_float("train_fraction", train_fraction, minimum=0.0, maximum=1.0, min_inclusive=False,
+                max_inclusive=False)
+
+
 def split_by_position(ids: torch.Tensor, train_fraction: float = 0.9) -> tuple[torch.Tensor, torch.Tensor]:
     """Split one long token sequence into a leading training part and a held-out tail.
 
     A split by position keeps the held-out text contiguous and unseen: a model cannot
     have memorised a sentence that sits only in the last 10% of the file.
 
+    Args:
+        ids: a 1-D integer tensor (or a list or tuple of int ids).
+        train_fraction: the share of tokens in the training part, in (0, 1).
+
     Raises:
-        ValueError: if ``train_fraction`` is not in (0, 1) or a part would be empty.
+        TypeError: if ``ids`` is not an integer tensor or a sequence of int ids, or
+            ``train_fraction`` not a number.
+        ValueError: if ``ids`` is not 1-D, ``train_fraction`` is not in (0, 1) or a part
+            would be empty.
     """
-    if not 0.0 < train_fraction < 1.0:
-        raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}")
+    _check_split_args(ids, train_fraction)
     n = int(train_fraction * len(ids))
     if n == 0 or n == len(ids):
-        raise ValueError(f"a sequence of {len(ids)} tokens is too short to split")
+        raise ValueError(f"ids ({len(ids)} tokens) is too short to split at train_fraction={train_fraction:g}")
     return ids[:n], ids[n:]
 
 
 class WindowDataset:
-    """A fixed set of examples ``X (N, T)``, ``Y (N,)``, e.g. from :func:`name_windows`."""
+    """A fixed set of examples ``X (N, T)``, ``Y (N,)``, e.g. from :func:`name_windows`.
+
+    Raises:
+        TypeError: if ``X`` or ``Y`` is not an integer tensor.
+        ValueError: for shapes other than ``(N, T)`` and ``(N,)``, ``N == 0``, a negative
+            id in ``X``, or a target that is neither >= 0 nor ``IGNORE_INDEX``.
+    """
 
     def __init__(self, X: torch.Tensor, Y: torch.Tensor) -> None:
+        _check_int_tensor("X", X)
+        _check_int_tensor("Y", Y)
         if X.ndim != 2 or Y.ndim != 1 or X.shape[0] != Y.shape[0]:
             raise ValueError(f"expected X (N, T) and Y (N,), got {tuple(X.shape)} and {tuple(Y.shape)}")
         if X.shape[0] == 0:
-            raise ValueError("the dataset is empty")
+            raise ValueError("X and Y are empty: the dataset has no example")
+        if X.numel() and int(X.min()) < 0:
+            raise ValueError(f"X must hold token ids >= 0, got {int(X.min())}")
+        if bool(((Y < 0) & (Y != IGNORE_INDEX)).any()):
+            raise ValueError(f"Y must hold token ids >= 0 or {IGNORE_INDEX}, got {int(Y.min())}")
         self.X, self.Y = X, Y
 
     @property
@@ -144,38 +218,44 @@ class WindowDataset:
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None):
         """A random minibatch ``(x (B, T), y (B,))``, drawn with replacement."""
+        _check_batch_args(batch_size, generator)
         ix = torch.randint(len(self), (batch_size,), generator=generator)
         return self.X[ix], self.Y[ix]
 
     def batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Every example once, in order."""
-        for i in range(0, len(self), batch_size):
-            yield self.X[i : i + batch_size], self.Y[i : i + batch_size]
+        """Every example once, in order (``batch_size`` is checked at the call)."""
+        check_positive_int("batch_size", batch_size)
+        return ((self.X[i : i + batch_size], self.Y[i : i + batch_size]) for i in range(0, len(self), batch_size))
 
 
 class TokenStream:
     """Windows over one long sequence of token ids (chapter 2 onwards).
 
     Args:
-        ids: 1-D int tensor, the text encoded.
+        ids: 1-D tensor of an integer dtype (ids >= 0), the text encoded; kept as int64.
         block_size: context length :math:`T`.
         targets: ``"last"``: one target per window, the token after it (``y`` is
             ``(B,)``), for the MLP; ``"all"``: the next token at every position (``y`` is
             ``(B, T)``), for the transformer.
 
     Raises:
-        ValueError: if the sequence is not longer than ``block_size`` or ``targets`` is
-            unknown.
+        TypeError: if ``ids`` is not a tensor of an integer dtype (a float tensor would
+            be truncated) or ``block_size`` is not an int.
+        ValueError: if the sequence is not longer than ``block_size``, holds a negative
+            id, or ``targets`` is unknown.
     """
 
     def __init__(self, ids: torch.Tensor, block_size: int, *, targets: str = "last") -> None:
         check_positive_int("block_size", block_size)
         if targets not in ("last", "all"):
             raise ValueError(f"targets must be 'last' or 'all', got {targets!r}")
+        _check_int_tensor("ids", ids)
         if ids.ndim != 1 or len(ids) <= block_size:
             raise ValueError(
                 f"need a 1-D sequence longer than block_size={block_size}, got shape {tuple(ids.shape)}"
             )
+        if int(ids.min()) < 0:
+            raise ValueError(f"ids must hold token ids >= 0, got {int(ids.min())}")
         self.ids = ids.long()
         self.block_size = block_size
         self.targets = targets
@@ -204,6 +284,7 @@ class TokenStream:
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None):
         """A minibatch of windows at random start positions."""
+        _check_batch_args(batch_size, generator)
         starts = torch.randint(len(self.ids) - self.block_size, (batch_size,), generator=generator)
         return self._windows(starts)
 
@@ -215,7 +296,14 @@ class TokenStream:
         sees ``t mod T`` tokens of context, as in training; the final window is shifted
         back to end at the last token and its already-counted targets are set to
         ``IGNORE_INDEX``.
+
+        Raises:
+            TypeError, ValueError: at the call, for a ``batch_size`` that is not an int >= 1.
         """
+        check_positive_int("batch_size", batch_size)
+        return self._batches(batch_size)
+
+    def _batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n, T = len(self.ids), self.block_size
         if self.targets == "last":
             starts = torch.arange(n - T)

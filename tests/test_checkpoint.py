@@ -76,10 +76,12 @@ def test_code_closure_follows_package_imports():
     from llmscratch.checkpoint import code_closure
 
     names = _closure("recipes.pretrain")
-    assert {"recipes/pretrain.py", "gpt.py", "attention.py", "train.py", "checkpoint.py", "lm.py",
-            "objectives.py", "validate.py"} <= names
-    assert {"bpe.py", "byte_bpe.py", "bigram.py", "sft.py", "dpo.py"}.isdisjoint(names)  # never imported
-    assert _closure("byte_bpe") >= {"byte_bpe.py", "bpe.py"}  # absolute import
+    assert {"recipes/pretrain.py", "gpt.py", "attention.py", "train.py", "train_result.py", "checkpoint.py",
+            "lm.py", "objectives.py", "validate.py"} <= names
+    assert {"bpe.py", "merges.py", "byte_bpe.py", "bigram.py", "sft.py", "dpo.py", "logprobs.py",
+            "preference_data.py", "tasks.py", "task_records.py"}.isdisjoint(names)  # never imported
+    assert _closure("byte_bpe") >= {"byte_bpe.py", "bpe.py", "merges.py"}  # absolute imports
+    assert {"dpo.py", "logprobs.py", "preference_data.py", "tasks.py", "task_records.py"} <= _closure("recipes.align")
     assert "gpt.py" not in _closure("byte_bpe")
     assert "vocab.py" in _closure("llmscratch.vocab") <= {"vocab.py", "validate.py"}
     with pytest.raises(ValueError, match="code_roots"):

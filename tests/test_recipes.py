@@ -119,7 +119,7 @@ def test_each_recipe_hashes_only_its_own_chapter_and_what_it_imports():
     assert {"recipes/pretrain.py", "train.py", "gpt.py", "objectives.py", "lm.py", "validate.py"} <= names["recipes.pretrain"]
     assert not {"recipes/instruct.py", "recipes/align.py", "sft.py", "dpo.py", "chat.py"} & names["recipes.pretrain"]
     assert {"recipes/instruct.py", "recipes/pretrain.py", "sft.py", "chat.py"} <= names["recipes.instruct"]
-    assert not {"recipes/align.py", "dpo.py"} & names["recipes.instruct"]
+    assert not {"recipes/align.py", "dpo.py", "logprobs.py", "preference_data.py"} & names["recipes.instruct"]
     assert {"recipes/align.py", "recipes/instruct.py", "recipes/pretrain.py", "dpo.py"} <= names["recipes.align"]
     assert "recipes/__init__.py" not in names["recipes.align"]  # importing a sibling is not importing the package
 

@@ -257,7 +257,8 @@ def test_non_finite_loss_raises_and_nothing_is_cached(names_data, tmp_path, bad)
 
     with pytest.raises(FloatingPointError, match="training loss"):
         train_or_load("diverges", _small_mlp(vocab.vocab_size), fit, {"bad": str(bad)}, cache_dir=tmp_path)
-    assert list(tmp_path.iterdir()) == []  # no entry, no half-written folder
+    # no entry, no half-written folder (the checkpoint cache's sibling lock file may stay)
+    assert [p for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == []
     assert torch.get_num_threads() == 1  # the thread count is restored on the way out
 
 

@@ -77,9 +77,15 @@ def test_decode_rejects_ids_out_of_range(bad):
         NAMES_VOCAB.decode(bad)
 
 
-@pytest.mark.parametrize("chars", [[], ["a", "a"], ["ab"], [""], ["a", 1]])
+@pytest.mark.parametrize("chars", [[], ["a", "a"], ["ab"], [""]])
 def test_constructor_rejects_bad_chars(chars):
     with pytest.raises(ValueError, match="chars"):
+        CharVocab(chars)
+
+
+@pytest.mark.parametrize("chars", [["a", 1], 3, b"ab"])
+def test_constructor_rejects_chars_of_the_wrong_type(chars):
+    with pytest.raises(TypeError, match="chars"):
         CharVocab(chars)
 
 
