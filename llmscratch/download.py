@@ -3,7 +3,7 @@
 Used by :mod:`llmscratch.data` (chapter 1, "Getting the data"), which lists the book's
 files; this module is the machinery, and :mod:`llmscratch.sources` the record of a file,
 the cache and the mirror. :func:`fetch_source` returns a local path to a
-verified copy of one :class:`DataSource`, looking in three places in order:
+verified copy of one :class:`~llmscratch.sources.DataSource`, looking in three places in order:
 
 1. the cache folder (``$LLMSCRATCH_CACHE_DIR``, else ``$XDG_CACHE_HOME/llmscratch``, else
    ``~/.cache/llmscratch``). A cached file that cannot be read or does not match is
@@ -18,7 +18,7 @@ verified copy of one :class:`DataSource`, looking in three places in order:
    or interrupted download leaves nothing behind; a ``.part`` file of a killed process is
    deleted by the next fetch. Files get the user's normal permissions (``0o666 & ~umask``).
 
-Every failure is a :class:`DataDownloadError` whose message names the file, and the path
+Every failure is a :class:`~llmscratch.sources.DataDownloadError` whose message names the file, and the path
 or URL involved; argument errors are ``TypeError``/``ValueError``.
 """
 
@@ -239,7 +239,7 @@ def fetch_source(
 
     Args:
         source: the file to get.
-        cache_dir: cache folder; default :func:`default_cache_dir`.
+        cache_dir: cache folder; default :func:`~llmscratch.sources.default_cache_dir`.
         mirror: offline mirror folder; default ``$LLMSCRATCH_DATA_MIRROR`` (unset or empty,
             or ``mirror=""``: no mirror). Consulted only when the cache misses.
         url: download from here instead of ``source.url`` (a local server, another host);

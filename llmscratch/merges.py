@@ -3,12 +3,12 @@
 The core that both tokenizers of chapter 3 share (the character-level
 `llmscratch.bpe.CharBPETokenizer` and GPT-2's byte-level `llmscratch.byte_bpe.ByteBPETokenizer`):
 
-1. `get_stats` counts adjacent pairs and `merge` replaces one pair by a new id.
-3. `learn_merges` is the fast trainer: it counts the pairs once and then updates the counts only
-   around each merged occurrence (a linked list over the tokens, the positions of every pair, and a
-   priority queue with lazy deletion). `apply_merges` encodes with trained merges on the same list.
+`get_stats` counts adjacent pairs and `merge` replaces one pair by a new id. `learn_merges` is
+the fast trainer: it counts the pairs once and then updates the counts only around each merged
+occurrence (a linked list over the tokens, the positions of every pair, and a priority queue with
+lazy deletion). `apply_merges` encodes with trained merges on the same list.
 
-Step 2, the slow `train_naive`, and step 4, the tokenizer, are in `llmscratch.bpe`, whose docstring
+The slow trainer `train_naive` and the tokenizer are in `llmscratch.bpe`, whose docstring
 states the conventions (overlapping counts, left-to-right merges, ties to the smallest ids) that
 these functions follow.
 """

@@ -1,11 +1,11 @@
 """Where a verified data file lives: its registry record, the cache folder and the offline mirror.
 
 Used by :mod:`llmscratch.download` (chapter 1, "Getting the data"): a
-:class:`DataSource` pins a file's URL, SHA-256 and size; before anything is downloaded,
-the cache folder (:func:`default_cache_dir`) and then the offline mirror folder named by
+:class:`~llmscratch.sources.DataSource` pins a file's URL, SHA-256 and size; before anything is downloaded,
+the cache folder (:func:`~llmscratch.sources.default_cache_dir`) and then the offline mirror folder named by
 ``$LLMSCRATCH_DATA_MIRROR`` are searched for a copy with exactly that size and hash. A
 mirror that is not a folder, or that holds a wrong file, is an error
-(:class:`DataDownloadError`): a mirror is set on purpose, so it is never silently skipped.
+(:class:`~llmscratch.sources.DataDownloadError`): a mirror is set on purpose, so it is never silently skipped.
 """
 
 from __future__ import annotations
