@@ -25,8 +25,8 @@ import json
 import math
 import os
 import re
+import secrets
 import shutil
-import tempfile
 import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -132,12 +132,24 @@ def _state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return state
 
 
+def _new_folder(parent: Path, prefix: str) -> Path:
+    """A new empty folder in ``parent`` with the user's normal permissions (``0o777 & ~umask``;
+    ``tempfile.mkdtemp`` would make it ``0o700``, and the renamed checkpoint with it)."""
+    while True:
+        path = parent / f"{prefix}{secrets.token_hex(4)}"
+        try:
+            os.mkdir(path)
+            return path
+        except FileExistsError:
+            continue
+
+
 def _save(folder: Path, model: torch.nn.Module, meta: dict) -> None:
     _check_folder_is_ours(folder)
     meta = plain_json(meta)
     state = _state(model)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    tmp = _new_folder(folder.parent, f".{folder.name}.tmp-")
     try:
         save_file(state, str(tmp / WEIGHTS_FILE))
         record = {"format": FORMAT, "meta": meta,
@@ -197,7 +209,8 @@ def save_checkpoint(folder: str | os.PathLike, model: torch.nn.Module, meta: dic
     The files are written to a temporary sibling folder, which is renamed into place
     (a new folder) or whose two files replace the old ones (an existing checkpoint), so
     an interrupted save never leaves a half-written checkpoint and the folder never goes
-    missing. A lock guards the folder against a concurrent save or load.
+    missing. A lock (the file ``.<folder name>.lock`` beside the folder) guards it
+    against a concurrent save or load. The folder gets the user's normal permissions.
 
     Args:
         meta: plain JSON (:func:`plain_json`); stored with its SHA-256 and the weights'.

@@ -150,6 +150,17 @@ def test_save_never_deletes_files_it_did_not_write(tmp_path, monkeypatch):
     assert _files(empty) == {"model.safetensors", "meta.json"}
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_a_saved_folder_gets_the_users_normal_permissions(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        folder = save_checkpoint(tmp_path / "ck", tiny_gpt(0), {})
+    finally:
+        os.umask(old)
+    assert folder.stat().st_mode & 0o777 == 0o777 & ~umask
+    assert (folder / "meta.json").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
 def test_saving_over_a_checkpoint_replaces_it_and_leaves_no_temporary_files(tmp_path):
     folder = tmp_path / "ck"
     save_checkpoint(folder, tiny_gpt(0), {"v": 0})
