@@ -60,7 +60,7 @@ def bpe_by_rank(piece: bytes, ranks: Mapping[bytes, int]) -> list[int]:
     Raises:
         TypeError: if ``piece`` is not bytes or ``ranks`` not a mapping.
     """
-    piece = _check_piece(piece, ranks)
+    piece = _check_piece(piece, ranks)  # bytes(piece)
     parts = [piece[i : i + 1] for i in range(len(piece))]
     missing = float("inf")  # the rank of a pair that cannot merge
     pair_ranks = [ranks.get(a + b, missing) for a, b in zip(parts, parts[1:])]

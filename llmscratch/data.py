@@ -178,16 +178,19 @@ def clean_names(raw: Iterable[str], *, min_len: int = 2, max_len: int = 15) -> t
     one too short).
 
     Args:
-        raw: the names, an iterable of str (a single str is refused, not read letter by letter).
-        min_len, max_len: the shortest and longest name kept, in letters (ints, 1 <= min <= max).
+        raw: the names, an iterable of str (a single str is refused, not read
+            letter by letter).
+        min_len, max_len: the shortest and longest name kept, in letters (ints,
+            1 <= min_len <= max_len).
 
     Raises:
-        TypeError: ``raw`` is a str or bytes or not iterable, an entry is not a str, or a
-            bound is not an int.
+        TypeError: ``raw`` is a str or bytes or not iterable, an entry is not a
+            str, or a bound is not an int.
         ValueError: ``min_len < 1`` or ``max_len < min_len``.
     """
     if isinstance(raw, (str, bytes)) or not isinstance(raw, Iterable):
-        raise TypeError(f"raw must be an iterable of names (str), got {type(raw).__name__} {raw!r:.40}")
+        raise TypeError("raw must be an iterable of names (str), "
+                        f"got {type(raw).__name__} {raw!r:.40}")
     check_int("min_len", min_len, minimum=1)
     check_int("max_len", max_len)
     if max_len < min_len:
@@ -197,7 +200,8 @@ def clean_names(raw: Iterable[str], *, min_len: int = 2, max_len: int = 15) -> t
     dropped: dict[str, list[str]] = {reason: [] for reason in _REASONS}
     for i, entry in enumerate(raw):
         if not isinstance(entry, str):
-            raise TypeError(f"raw[{i}] must be a str, got {type(entry).__name__} {entry!r}")
+            raise TypeError(f"raw[{i}] must be a str, "
+                            f"got {type(entry).__name__} {entry!r}")
         name = entry.strip().lower()
         if not _A_TO_Z.fullmatch(name):
             reason = "non_alpha"

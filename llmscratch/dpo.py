@@ -150,10 +150,11 @@ def reward_metrics(chosen_rewards: torch.Tensor, rejected_rewards: torch.Tensor,
 
 
 class DPOObjective:
-    """The DPO loss as an objective of the training loop: ``objective(policy, batch) -> (loss, metrics)``.
+    """The DPO loss as an objective of the training loop.
 
-    ``batch`` is a :meth:`~llmscratch.preference_data.PreferenceDataset.batch` block, ``ids (2B, T)`` and
-    ``mask (2B, T)`` with the ``B`` chosen responses first. The policy scores both halves
+    ``objective(policy, batch) -> (loss, metrics)``, where ``batch`` is what
+    ``PreferenceDataset.sample`` returns: ``ids (2B, T)`` and ``mask (2B, T)``, the ``B``
+    chosen responses first. The policy scores both halves
     in one forward pass; the frozen reference scores them too, without gradients
     (:meth:`reference_logps`); :meth:`loss` turns the four log-probabilities into the
     loss (:func:`dpo_loss` with this ``beta``) and the metrics of :func:`reward_metrics`,
@@ -167,7 +168,8 @@ class DPOObjective:
 
     Raises:
         TypeError: if ``reference`` is not a torch module or ``beta`` not a number.
-        ValueError: if ``reference`` has trainable parameters, or ``beta`` is not finite and > 0.
+        ValueError: if ``reference`` has trainable parameters, or ``beta`` is not
+            finite and > 0.
     """
 
     def __init__(self, reference: torch.nn.Module, beta: float) -> None:

@@ -173,12 +173,12 @@ def learn_merges(
         The merged pairs, in order.
 
     Raises:
-        TypeError: for a non-int ``num_merges`` or ``first_id``, or ``words`` / ``weights``
-            that are not sequences (of sequences of ints, of ints).
+        TypeError: for a non-int ``num_merges`` or ``first_id``, or ``words`` /
+            ``weights`` that are not sequences (of sequences of ints, of ints).
         ValueError: for a negative ``num_merges`` or ``first_id``, a weight < 1, or
             ``weights`` of another length than ``words``.
     """
-    weights = _check_learn_args(words, num_merges, first_id, weights)
+    weights = _check_learn_args(words, num_merges, first_id, weights)  # all 1 when None
     index = _PairIndex(words, weights)
     heap = [(-count, pair) for pair, count in index.counts.items()]
     heapq.heapify(heap)

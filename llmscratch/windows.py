@@ -83,13 +83,14 @@ def name_windows(
         ``N`` is the number of characters plus one end token per word.
 
     Raises:
-        TypeError: for a non-int ``block_size`` or ``boundary_id``, or a word that is not
-            a sequence of int ids (a float, a bool, a str).
+        TypeError: for a non-int ``block_size`` or ``boundary_id``, or a word that is
+            not a sequence of int ids (a float, a bool, a str).
         ValueError: if ``block_size < 1``, there are no words, an id is negative, or a
             word contains ``boundary_id``.
     """
     check_positive_int("block_size", block_size)
-    words = _check_words(words, boundary_id)  # lists of int ids, without boundary_id
+    # each word as a list of int ids; refuses boundary_id inside a word
+    words = _check_words(words, boundary_id)
     xs, ys = [], []
     for word in words:
         padded = torch.tensor([boundary_id] * block_size + word + [boundary_id])
@@ -174,7 +175,8 @@ def split_by_position(ids: torch.Tensor, train_fraction: float = 0.9) -> tuple[t
     _check_split_args(ids, train_fraction)
     n = int(train_fraction * len(ids))
     if n == 0 or n == len(ids):
-        raise ValueError(f"ids ({len(ids)} tokens) is too short to split at train_fraction={train_fraction:g}")
+        raise ValueError(f"ids ({len(ids)} tokens) is too short to split "
+                         f"at train_fraction={train_fraction:g}")
     return ids[:n], ids[n:]
 
 
