@@ -74,6 +74,8 @@ return {
   brokenImages: [...document.images]
     .filter((i) => !i.complete || i.naturalWidth === 0).map((i) => i.currentSrc || i.src),
   imageCount: document.images.length,
+  imageAlts: [...document.querySelectorAll('article.bd-article img')]
+    .map((i) => [i.getAttribute('src') || '', i.getAttribute('alt') || '']),
   cellErrors: [...document.querySelectorAll(
       '.cell_output .output.traceback, .cell_output .output.error, .cell_output .output.stderr')]
     .map((e) => e.textContent.trim().slice(0, 200))
@@ -250,6 +252,15 @@ def test_chapter_figures_drawn(report, page):
     ]
     shown = report(page)["figuresWithImage"]
     assert [n for n in names if n not in shown] == [], "captioned figures without an image"
+
+
+@pytest.mark.parametrize("page", CHAPTERS)
+def test_chapter_images_have_alt_text(report, page):
+    """A screen reader hears what each image shows: a sentence of alt text, not its file name
+    (myst-nb's default alt is the image's path; cells set it with ``mystnb: image: alt:``)."""
+    bad = [src for src, alt in report(page)["imageAlts"]
+           if len(alt) < 40 or re.search(r"\.(png|jpe?g|svg|gif)$", alt.strip(), re.IGNORECASE)]
+    assert bad == [], "images whose alt text is missing, too short or a file name"
 
 
 @pytest.mark.parametrize("page", CHAPTERS)
