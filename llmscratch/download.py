@@ -256,8 +256,8 @@ def fetch_source(
 
     Raises:
         TypeError, ValueError: an argument of the wrong type or out of range.
-        DataDownloadError: the mirror is not a folder, or holds a wrong or unreadable file;
-            the cache cannot be written; the server sends more than ``source.size`` bytes
+        ~llmscratch.sources.DataDownloadError: the mirror is not a folder, or holds a
+            wrong or unreadable file; the cache cannot be written; the server sends more than ``source.size`` bytes
             or announces more; the deadline passes; or every attempt failed. The message
             names the dataset, the file, the URL or path and, for downloads, the mirror
             variable; the underlying exception is chained. Nothing half-written is left.
