@@ -3,7 +3,7 @@
 Used by the setup cell of every chapter (1 to 6); no model or recipe imports it, so
 changing how a table looks never retrains a model. :func:`table` turns a header and
 rows into a pandas DataFrame, which myst-nb renders as an HTML table; a cell may hold
-inline code in backticks and inline math in dollars, as Markdown would.
+inline code in backticks, inline math in dollars and bold in double asterisks.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pandas as pd
 from .validate import check_int
 
 FIGURE_STYLE = {"figure.dpi": 110, "axes.grid": True, "grid.alpha": 0.3}
-_CODE_OR_MATH = re.compile(r"`([^`]+)`|\$([^$]+)\$")
+_INLINE = re.compile(r"`([^`]+)`|\$([^$]+)\$|\*\*([^*]+)\*\*")
 
 
 def use_figure_style() -> None:
@@ -27,15 +27,19 @@ def use_figure_style() -> None:
 
 
 def cell_html(value: object) -> str:
-    """``value`` as HTML: the text escaped, code in backticks as ``<code>``, and math in
-    dollars as MathJax's inline ``\\(...\\)``."""
+    """``value`` as HTML: the text escaped, code in backticks as ``<code>``, math in
+    dollars as MathJax's inline ``\\(...\\)`` and ``**bold**`` as ``<strong>``."""
     text = str(value)
     out, last = [], 0
-    for m in _CODE_OR_MATH.finditer(text):
+    for m in _INLINE.finditer(text):
         out.append(html.escape(text[last:m.start()]))
-        code, math = m.groups()
-        out.append(f"<code>{html.escape(code)}</code>" if code is not None else
-                   f'<span class="math notranslate nohighlight">\\({html.escape(math)}\\)</span>')
+        code, math, bold = m.groups()
+        if code is not None:
+            out.append(f"<code>{html.escape(code)}</code>")
+        elif math is not None:
+            out.append(f'<span class="math notranslate nohighlight">\\({html.escape(math)}\\)</span>')
+        else:
+            out.append(f"<strong>{html.escape(bold)}</strong>")
         last = m.end()
     out.append(html.escape(text[last:]))
     return "".join(out)
@@ -51,7 +55,7 @@ class Table(pd.DataFrame):
     def _repr_html_(self) -> str:
         frame = pd.DataFrame(self).map(cell_html)
         frame.columns = [cell_html(c) for c in self.columns]
-        return frame.to_html(index=False, escape=False, border=0, classes="table")
+        return frame.to_html(index=False, escape=False, border=0, classes="table", justify="left")
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> Table:

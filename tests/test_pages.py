@@ -18,10 +18,12 @@ def test_table_html_has_no_index_and_renders_code_and_math():
     assert "<code>wte</code>" in html and r"\(VC\)" in html and 'class="math' in html
     assert "a &lt; b &amp; c" in html  # text is escaped
     assert "<th>0</th>" not in html and ">0<" not in html  # no index column
+    assert "text-align: right" not in html  # headers align with their (left-aligned) cells
 
 
 @pytest.mark.parametrize("value,expected", [
     ("plain", "plain"), ("`x < y`", "<code>x &lt; y</code>"), ("$d_k$ and `n`", r"\(d_k\)"),
+    ("**total**", "<strong>total</strong>"),
     (3.5, "3.5"), ("a $ b", "a $ b"),
 ])
 def test_cell_html(value, expected):
