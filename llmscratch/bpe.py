@@ -46,7 +46,7 @@ from .merges import (  # noqa: F401  (re-exported: `from llmscratch.bpe import g
     merge,
 )
 from .special_tokens import split_on_special
-from .validate import check_id_list
+from .validate import check_id_list, check_path
 
 FORMAT_VERSION = "llmscratch-bpe v1"
 
@@ -209,7 +209,7 @@ class CharBPETokenizer:
         ]
         for (a, b), new_id in self.merges.items():
             lines.append(f"{a} {b}\t# {json.dumps(self.vocab[new_id])}")
-        _check_path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        Path(check_path("path", path)).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     @classmethod
     def load(cls, path: str | Path) -> CharBPETokenizer:
@@ -218,7 +218,7 @@ class CharBPETokenizer:
         Raises:
             ValueError: the first line is not ``llmscratch-bpe v1``, or the file is malformed.
         """
-        lines = _check_path(path).read_text(encoding="utf-8").split("\n")
+        lines = Path(check_path("path", path)).read_text(encoding="utf-8").split("\n")
         if lines[0] != FORMAT_VERSION:
             raise ValueError(f"{path}: first line must be {FORMAT_VERSION!r}, got {lines[0]!r}")
         try:
@@ -248,12 +248,6 @@ def _check_special_tokens(special_tokens: object) -> tuple[str, ...]:
         if not isinstance(s, str):
             raise TypeError(f"special_tokens must hold str, got {type(s).__name__} {s!r}")
     return special_tokens
-
-
-def _check_path(path: object) -> Path:
-    if not isinstance(path, (str, Path)):
-        raise TypeError(f"path must be a str or a pathlib.Path, got {type(path).__name__}")
-    return Path(path)
 
 
 def _check_text(text: str) -> str:

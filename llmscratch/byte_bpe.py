@@ -31,10 +31,10 @@ from pathlib import Path
 
 import regex
 
-from llmscratch.bpe import _check_path, _check_special_tokens, _check_text, _check_vocab_size
+from llmscratch.bpe import _check_special_tokens, _check_text, _check_vocab_size
 from llmscratch.merges import learn_merges
 from llmscratch.special_tokens import split_on_special
-from llmscratch.validate import check_id_list
+from llmscratch.validate import check_id_list, check_path
 
 GPT2_SPLIT_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 GPT2_SPECIAL_TOKENS = {"<|endoftext|>": 50256}
@@ -159,7 +159,7 @@ class ByteBPETokenizer:
             ValueError: a line is not ``base64 rank`` (the line number is given).
         """
         ranks = {}
-        for number, line in enumerate(_check_path(path).read_text(encoding="ascii").splitlines(), 1):
+        for number, line in enumerate(Path(check_path("path", path)).read_text(encoding="ascii").splitlines(), 1):
             if not line:
                 continue
             try:

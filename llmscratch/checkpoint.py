@@ -37,7 +37,6 @@ from filelock import FileLock
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .data import default_cache_dir
 from .fingerprint import (  # noqa: F401  (re-exported: the chapters import them from here)
     cache_key,
     canonical,
@@ -46,6 +45,8 @@ from .fingerprint import (  # noqa: F401  (re-exported: the chapters import them
     package_fingerprint,
     tensor_fingerprint,
 )
+from .sources import default_cache_dir, sha256_file
+from .validate import check_module, check_path
 
 META_FILE = "meta.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -83,24 +84,6 @@ def plain_json(value: Any, where: str = "meta") -> Any:
     hint = " (store t.item() or t.tolist())" if isinstance(value, torch.Tensor) else ""
     raise TypeError(f"{where} is a {type(value).__name__}; a checkpoint stores plain numbers, "
                     f"strings, lists and dicts{hint}")
-
-
-def _check_args(**args: Any) -> None:
-    """TypeError unless each ``model`` is a torch module and each ``folder``/``cache_dir`` a path."""
-    for name, value in args.items():
-        if name == "model":
-            if not isinstance(value, torch.nn.Module):
-                raise TypeError(f"model must be a torch.nn.Module, got {type(value).__name__}")
-        elif not (value is None and name == "cache_dir") and not isinstance(value, (str, os.PathLike)):
-            raise TypeError(f"{name} must be a str or os.PathLike, got {type(value).__name__} {value!r}")
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _meta_sha256(meta: Any) -> str:
@@ -153,7 +136,7 @@ def _save(folder: Path, model: torch.nn.Module, meta: dict) -> None:
     try:
         save_file(state, str(tmp / WEIGHTS_FILE))
         record = {"format": FORMAT, "meta": meta,
-                  "sha256": {WEIGHTS_FILE: _sha256_file(tmp / WEIGHTS_FILE), "meta": _meta_sha256(meta)}}
+                  "sha256": {WEIGHTS_FILE: sha256_file(tmp / WEIGHTS_FILE), "meta": _meta_sha256(meta)}}
         (tmp / META_FILE).write_text(json.dumps(record, indent=1, sort_keys=True, allow_nan=False))
         if not folder.exists():
             os.rename(tmp, folder)  # the whole folder appears at once
@@ -183,7 +166,7 @@ def _load(folder: Path, model: torch.nn.Module) -> dict:
         raise damaged(f"{META_FILE} was edited (its SHA-256 does not match the one saved)")
     weights = folder / WEIGHTS_FILE
     try:
-        if _sha256_file(weights) != sums.get(WEIGHTS_FILE):
+        if sha256_file(weights) != sums.get(WEIGHTS_FILE):
             raise damaged(f"{WEIGHTS_FILE} is damaged (its SHA-256 does not match the one saved)")
         state = load_file(str(weights))
     except (OSError, SafetensorError) as exc:
@@ -221,7 +204,8 @@ def save_checkpoint(folder: str | os.PathLike, model: torch.nn.Module, meta: dic
         TypeError: if ``meta`` is not plain JSON.
         FloatingPointError: if a weight is NaN or infinite (nothing is written).
     """
-    _check_args(folder=folder, model=model)
+    check_path("folder", folder)
+    check_module("model", model)
     folder = Path(os.path.abspath(folder))
     if not isinstance(meta, dict):
         raise TypeError(f"meta must be a dict, got {type(meta).__name__}")
@@ -243,7 +227,8 @@ def load_checkpoint(folder: str | os.PathLike, model: torch.nn.Module) -> dict:
         CheckpointError: naming ``folder``, for a missing, unreadable, damaged or edited
             file, or weights that do not fit ``model``.
     """
-    _check_args(folder=folder, model=model)
+    check_path("folder", folder)
+    check_module("model", model)
     folder = Path(os.path.abspath(folder))
     if not folder.is_dir():
         raise CheckpointError(f"no checkpoint folder {folder}")
@@ -303,7 +288,8 @@ def train_or_load(
     """
     if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
         raise ValueError(f"name must be 1-100 letters, digits, '.', '_' or '-' (no '..'), got {name!r}")
-    _check_args(model=model, cache_dir=cache_dir)
+    check_module("model", model)
+    check_path("cache_dir", cache_dir, optional=True)
     if not callable(fit):
         raise TypeError(f"fit must be callable, got {type(fit).__name__}")
     parts = canonical(key_parts)

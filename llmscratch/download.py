@@ -48,7 +48,7 @@ from .sources import (
     _stat,
     default_cache_dir,
 )
-from .validate import check_float, check_int
+from .validate import check_float, check_int, check_path
 
 try:
     import fcntl
@@ -203,13 +203,6 @@ def _is_transient(exc: Exception) -> bool:
     return isinstance(exc, transient)
 
 
-def _check_path(name: str, value, *, optional: bool = True) -> None:
-    if value is None and optional:
-        return
-    if not isinstance(value, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a str or os.PathLike, got {type(value).__name__} {value!r}")
-
-
 def _check_timeout(timeout) -> tuple[float, float]:
     if isinstance(timeout, (tuple, list)):
         if len(timeout) != 2:
@@ -264,8 +257,8 @@ def fetch_source(
     """
     if not isinstance(source, DataSource):
         raise TypeError(f"source must be a DataSource, got {type(source).__name__}")
-    _check_path("cache_dir", cache_dir)
-    _check_path("mirror", mirror)
+    check_path("cache_dir", cache_dir, optional=True)
+    check_path("mirror", mirror, optional=True)
     if url is not None and not isinstance(url, str):
         raise TypeError(f"url must be a str, got {type(url).__name__} {url!r}")
     timeout = _check_timeout(timeout)

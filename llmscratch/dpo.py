@@ -33,7 +33,6 @@ import torch
 import torch.nn.functional as F
 
 from .logprobs import (  # noqa: F401  (re-exported: `from llmscratch.dpo import sequence_logprob` keeps working)
-    _check_model,
     sequence_logprob,
     token_logprobs,
 )
@@ -43,7 +42,7 @@ from .preference_data import (  # noqa: F401  (re-exported: `from llmscratch.dpo
     dataset_logprobs,
 )
 from .tasks import PAIR_KINDS
-from .validate import check_float, check_float_tensor
+from .validate import check_float, check_float_tensor, check_module
 
 
 def _check_logps(**tensors: object) -> None:
@@ -70,7 +69,7 @@ def frozen_reference(model: torch.nn.Module) -> torch.nn.Module:
     Raises:
         TypeError: if ``model`` is not a torch module.
     """
-    _check_model("model", model)
+    check_module("model", model)
     reference = copy.deepcopy(model)
     reference.requires_grad_(False)
     reference.eval()
@@ -173,7 +172,7 @@ class DPOObjective:
     """
 
     def __init__(self, reference: torch.nn.Module, beta: float) -> None:
-        _check_model("reference", reference)
+        check_module("reference", reference)
         if any(p.requires_grad for p in reference.parameters()):
             raise ValueError("reference must be frozen (requires_grad=False); use frozen_reference(model)")
         self.reference = reference
@@ -232,8 +231,8 @@ def preference_metrics(policy: torch.nn.Module, reference: torch.nn.Module, data
     chosen reward is higher).
     """
     check_float("beta", beta, minimum=0.0, min_inclusive=False)
-    _check_model("policy", policy)
-    _check_model("reference", reference)
+    check_module("policy", policy)
+    check_module("reference", reference)
     pc, pr = dataset_logprobs(policy, dataset)
     rc, rr = dataset_logprobs(reference, dataset)
     loss, chosen, rejected = dpo_loss(pc, pr, rc, rr, beta)
@@ -254,8 +253,8 @@ def drift(policy: torch.nn.Module, reference: torch.nn.Module, dataset: Preferen
     over the vocabulary; ``chosen_log_ratio`` and ``rejected_log_ratio``, the mean
     ``log pi(y|x) - log pi_ref(y|x)`` of whole responses (nats).
     """
-    _check_model("policy", policy)
-    _check_model("reference", reference)
+    check_module("policy", policy)
+    check_module("reference", reference)
     _check_dataset(dataset)
     modes = [(model, model.training) for model in (policy, reference)]
     policy.eval()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .validate import check_token_ids
+from .validate import check_module, check_token_ids
 
 
 def _check_ids(ids: torch.Tensor, model: torch.nn.Module | None = None) -> None:
@@ -23,11 +23,6 @@ def _check_ids(ids: torch.Tensor, model: torch.nn.Module | None = None) -> None:
     vocab_size = getattr(getattr(model, "config", None), "vocab_size", None)
     if vocab_size is not None:  # the last column is only a target: the model does not see it
         check_token_ids("ids", ids, vocab_size)
-
-
-def _check_model(name: str, model: object) -> None:
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"{name} must be a torch.nn.Module, got {type(model).__name__}")
 
 
 def _check_ids_mask(ids: torch.Tensor, response_mask: torch.Tensor) -> None:
@@ -49,7 +44,7 @@ def token_logprobs(model: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
         ValueError: if ``ids`` is not ``(B, T)`` with ``T >= 2``, or holds an id outside
             the model's vocabulary.
     """
-    _check_model("model", model)
+    check_module("model", model)
     _check_ids(ids, model)
     logits, _ = model(ids[:, :-1])  # (B, T-1, V): position t-1 predicts token t
     return logits.log_softmax(dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)  # (B, T-1)
@@ -73,7 +68,7 @@ def sequence_logprob(model: torch.nn.Module, ids: torch.Tensor, response_mask: t
         TypeError: for a wrong dtype or rank.
         ValueError: for mismatched shapes, ``T < 2``, or a True mask at position 0.
     """
-    _check_model("model", model)
+    check_module("model", model)
     _check_ids_mask(ids, response_mask)
     logp = token_logprobs(model, ids)  # (B, T-1)
     return torch.where(response_mask[:, 1:], logp, torch.zeros_like(logp)).sum(dim=-1)  # (B,)

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 import torch
 
 from .chat import AssistantTokenizer
-from .logprobs import _check_model, sequence_logprob
+from .logprobs import sequence_logprob
 from .tasks import PreferencePair
-from .validate import check_positive_int
+from .validate import check_module, check_positive_int
 
 
 class PreferenceDataset:
@@ -113,7 +113,7 @@ class PreferenceDataset:
 def dataset_logprobs(model: torch.nn.Module, dataset: PreferenceDataset, *, batch_size: int = 256
                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """Sequence log-probabilities ``(chosen (N,), rejected (N,))`` of every pair, in eval mode."""
-    _check_model("model", model)
+    check_module("model", model)
     _check_dataset(dataset)
     check_positive_int("batch_size", batch_size)
     was_training = model.training

@@ -20,10 +20,6 @@ from .validate import check_int, check_positive_int
 
 
 
-def _check_count(name: str, n: int) -> None:
-    check_positive_int(name, n)
-
-
 def _check_words(words: TaskWords) -> None:
     if not isinstance(words, TaskWords):
         raise TypeError(f"words must be a TaskWords (recipes.task_words()), got {type(words).__name__}")
@@ -73,7 +69,7 @@ def make_sft_examples(
         ValueError/TypeError: for ``n < 1``, a non-int ``n`` or ``seed``, a ``mix`` that is
             not a QualityMix, an unknown split, or ``tasks`` empty or naming an unknown task.
     """
-    _check_count("n", n)
+    check_positive_int("n", n)
     _check_words(words)
     _check_split(split)
     _check_seed(seed)
@@ -116,7 +112,7 @@ def make_eval_prompts(n_per_task: int, words: TaskWords, *, seed: int = 0, split
         ValueError/TypeError: for a bad count, seed or split, or ``tasks`` empty or naming
             an unknown task.
     """
-    _check_count("n_per_task", n_per_task)
+    check_positive_int("n_per_task", n_per_task)
     _check_words(words)
     _check_split(split)
     _check_seed(seed)
@@ -161,7 +157,7 @@ def make_preference_pairs(n: int, words: TaskWords, *, seed: int = 0, split: str
         ValueError/TypeError: for a bad count, seed or split, or ``kinds`` empty or naming
             an unknown kind.
     """
-    _check_count("n", n)
+    check_positive_int("n", n)
     _check_words(words)
     _check_split(split)
     _check_seed(seed)

@@ -41,7 +41,7 @@ from .train_result import (  # noqa: F401  (re-exported: `from llmscratch.train 
     TrainResult,
     _append,
 )
-from .validate import check_bool, check_choice, check_float, check_int, check_positive_int
+from .validate import check_bool, check_choice, check_float, check_int, check_module, check_positive_int
 
 PROGRESS_ENV = "LLMSCRATCH_PROGRESS"  # set to 0 to hide progress bars (the book build does)
 
@@ -173,7 +173,7 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
         TypeError: if ``model`` is not a torch module.
         TypeError, ValueError: if ``weight_decay`` is not a finite number >= 0.
     """
-    _check_model(model)
+    check_module("model", model)
     check_float("weight_decay", weight_decay, minimum=0.0)
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim >= 2]
@@ -187,11 +187,6 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
 def _check_config(config: object) -> None:
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
-
-
-def _check_model(model: object) -> None:
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
 
 
 def _check_objective(objective: object) -> None:
@@ -210,7 +205,7 @@ def _check_dataset(name: str, dataset: object, *, sample: bool = True) -> None:
 def _check_train_args(model, objective, train_set, val_set, config, progress) -> None:
     """The argument checks of :func:`train`, before any work."""
     _check_config(config)
-    _check_model(model)
+    check_module("model", model)
     _check_objective(objective)
     _check_dataset("train_set", train_set)
     _check_dataset("val_set", val_set)
@@ -253,7 +248,7 @@ def evaluate(model: torch.nn.Module, dataset: Dataset, objective: Objective = ne
             an objective that is not callable, or non-int counts.
         ValueError: if the pass holds no target, or ``batch_size`` / ``max_batches`` < 1.
     """
-    _check_model(model)
+    check_module("model", model)
     _check_dataset("dataset", dataset, sample=False)
     _check_objective(objective)
     check_positive_int("batch_size", batch_size)

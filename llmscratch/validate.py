@@ -10,6 +10,7 @@ tensor is wanted), a value of the right type outside the allowed range raises
 from __future__ import annotations
 
 import math
+import os
 import operator
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -175,4 +176,28 @@ def check_float_tensor(name: str, value: Any, *, ndim: int | None = None) -> tor
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
     if ndim is not None and value.ndim != ndim:
         raise ValueError(f"{name} must have {ndim} dimensions, got shape {tuple(value.shape)}")
+    return value
+
+
+def check_module(name: str, value: Any) -> torch.nn.Module:
+    """``value`` if it is a ``torch.nn.Module`` (a model).
+
+    Raises:
+        TypeError: otherwise.
+    """
+    if not isinstance(value, torch.nn.Module):
+        raise TypeError(f"{name} must be a torch.nn.Module, got {_type_name(value)}")
+    return value
+
+
+def check_path(name: str, value: Any, *, optional: bool = False) -> Any:
+    """``value`` if it is a str or ``os.PathLike`` (or None, when ``optional``).
+
+    Raises:
+        TypeError: otherwise (an int, bytes, a list).
+    """
+    if value is None and optional:
+        return value
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a str or os.PathLike, got {_type_name(value)} {value!r}")
     return value

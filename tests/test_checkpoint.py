@@ -184,7 +184,8 @@ def _write_raw(folder: Path, state: dict, meta: dict) -> None:
     """A checkpoint written by hand with correct hashes (to test checks beyond the hashes)."""
     from safetensors.torch import save_file
 
-    from llmscratch.checkpoint import _meta_sha256, _sha256_file
+    from llmscratch.checkpoint import _meta_sha256
+    from llmscratch.sources import sha256_file as _sha256_file
 
     folder.mkdir()
     save_file(state, str(folder / "model.safetensors"))

@@ -896,6 +896,9 @@ BAD: list[tuple[str, object, type, str]] = [
     ("hf_gpt2: state_dict post-norm", lambda: hf_gpt2.gpt_state_dict_from_hf(
         _hf_state(), _tiny_gpt_config(norm_position="post")), VE, "norm_position"),
     ("hf_gpt2: load_hf_state_dict model", lambda: hf_gpt2.load_hf_state_dict(_mlp(), _hf_state()), TE, "model"),
+    ("validate: check_module a str", lambda: validate.check_module("model", "gpt"), TypeError, "model"),
+    ("validate: check_path an int", lambda: validate.check_path("folder", 3), TypeError, "folder"),
+    ("validate: check_path None when required", lambda: validate.check_path("folder", None), TypeError, "folder"),
     # -- data / download / sources ---------------------------------------------------------------
     ("data: fetch name int", lambda: data.fetch(3), TypeError, "name"),
     ("data: fetch unknown name", lambda: data.fetch("no-such-file"), ValueError, "no-such-file"),
