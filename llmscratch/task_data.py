@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import random
 import string
+from collections.abc import Iterable
 
-from .tasks import (AUTHOR, GREETING, HELDOUT_PLAYS, INSULTS, N_TRAIN_PHRASINGS, PAIR_KINDS, PHRASINGS,
-                    POLITE_PREFIX, REFUSAL, TASKS, TRAIN_PLAYS, WRONG_AUTHORS, Example, PreferencePair, Prompt,
+from .tasks import (AUTHOR, GREETING, HELDOUT_PLAYS, INSULTS, N_TRAIN_PHRASINGS, NO_INPUT_TASKS, PAIR_KINDS,
+                    PHRASINGS, POLITE_PREFIX, REFUSAL, TASKS, TRAIN_PLAYS, WRONG_AUTHORS, Example, PreferencePair, Prompt,
                     QualityMix, TaskWords, _check_split, _check_task, instruction, respond, task_inputs,
                     true_answer)
 from .validate import check_int, check_positive_int
@@ -43,14 +44,20 @@ def _check_names(name: str, values: object, known: tuple[str, ...]) -> tuple[str
     return tuple(values)
 
 
-def _phrasings(split: str) -> range:
-    return range(N_TRAIN_PHRASINGS) if split == "train" else range(len(PHRASINGS["add"]))
+def _phrasings(split: str, task: str) -> range:
+    """The phrasings a split draws from: training ones for ``"train"``; for ``"heldout"``
+    all of them, or only the held-out ones for a task without an input."""
+    if split == "train":
+        return range(N_TRAIN_PHRASINGS)
+    if task in NO_INPUT_TASKS:
+        return range(N_TRAIN_PHRASINGS, len(PHRASINGS[task]))
+    return range(len(PHRASINGS[task]))
 
 
 def _draw(task: str, split: str, rng: random.Random, words: TaskWords, phrasing: int | None = None) -> tuple:
     x = rng.choice(task_inputs(task, split, words))
     if phrasing is None:
-        phrasing = rng.choice(_phrasings(split))
+        phrasing = rng.choice(_phrasings(split, task))
     return x, phrasing, instruction(task, phrasing, x)
 
 
@@ -93,7 +100,7 @@ def make_sft_examples(
         else:
             weights = {"good": mix.good, "terse": mix.terse, "wrong": mix.wrong, "rude": mix.rude}
         style = rng.choices(list(weights), weights=list(weights.values()))[0]
-        examples.append(Example(task, text, respond(task, x, style, rng), true_answer(task, x), style,
+        examples.append(Example(task, text, respond(task, x, style, rng, split=split), true_answer(task, x), style,
                                 phrasing < N_TRAIN_PHRASINGS))
     return examples
 
@@ -104,9 +111,11 @@ def make_eval_prompts(n_per_task: int, words: TaskWords, *, seed: int = 0, split
 
     ``split="heldout"``: held-out inputs, and alternately a training phrasing and a
     held-out one, so half the prompts test unseen inputs with familiar wording and half
-    unseen inputs with unseen wording (``Prompt.seen_phrasing`` tells which).
-    ``split="train"``: training inputs and phrasings (to compare with). Duplicates are
-    allowed (``greet`` and ``insult`` have only six distinct prompts).
+    unseen inputs with unseen wording (``Prompt.seen_phrasing`` tells which). ``greet``
+    and ``insult`` have no input, so all their held-out prompts use the two held-out
+    phrasings (a training phrasing would make the prompt a training instruction); they
+    have only two distinct held-out prompts each. ``split="train"``: training inputs and
+    phrasings (to compare with). Duplicates are allowed.
 
     Raises:
         ValueError/TypeError: for a bad count, seed or split, or ``tasks`` empty or naming
@@ -122,7 +131,9 @@ def make_eval_prompts(n_per_task: int, words: TaskWords, *, seed: int = 0, split
     for task in tasks:
         _check_task(task)
         for i in range(n_per_task):
-            if split == "heldout":
+            if split == "heldout" and task in NO_INPUT_TASKS:
+                phrasing = rng.randrange(N_TRAIN_PHRASINGS, len(PHRASINGS[task]))
+            elif split == "heldout":
                 phrasing = rng.randrange(N_TRAIN_PHRASINGS) if i % 2 == 0 else rng.randrange(
                     N_TRAIN_PHRASINGS, len(PHRASINGS[task]))
             else:
@@ -141,8 +152,12 @@ _PAIR_SOURCES = {
 }
 
 
+MAX_DRAWS_PER_PAIR = 1000  # held-out pairs are redrawn until they share nothing with ``exclude``
+
+
 def make_preference_pairs(n: int, words: TaskWords, *, seed: int = 0, split: str = "train",
-                          kinds: tuple[str, ...] = PAIR_KINDS) -> list[PreferencePair]:
+                          kinds: tuple[str, ...] = PAIR_KINDS,
+                          exclude: Iterable[PreferencePair] = ()) -> list[PreferencePair]:
     """``n`` preference pairs, the kinds (:data:`~llmscratch.task_records.PAIR_KINDS`) in turn.
 
     * ``helpful_vs_terse``: ``"Gladly: 19."`` over ``"19"``;
@@ -151,26 +166,46 @@ def make_preference_pairs(n: int, words: TaskWords, *, seed: int = 0, split: str
     * ``friendly_vs_rude``: ``"Gladly: 19."`` over ``"19, thou knave!"``.
 
     ``split="train"`` draws training inputs and phrasings; ``"heldout"`` held-out
-    inputs and any phrasing (``seen_phrasing`` tells which).
+    inputs and any phrasing (``seen_phrasing`` tells which; ``greet`` and ``insult``
+    held-out phrasings only) and held-out insults. A pair is drawn again while its
+    prompt or its two responses occur in ``exclude`` (pass the training pairs): many
+    responses hold no input (``"Gladly: 7."`` answers several sums, and every greeting
+    is alike), so without it a held-out pair could be a training pair word for word, or
+    set the same two responses against each other. Excluding therefore changes the mix
+    of tasks: pairs whose responses cannot be new (a greeting against a terse one) are
+    never held out.
 
     Raises:
-        ValueError/TypeError: for a bad count, seed or split, or ``kinds`` empty or naming
-            an unknown kind.
+        ValueError/TypeError: for a bad count, seed or split, ``kinds`` empty or naming
+            an unknown kind, ``exclude`` not holding PreferencePairs, or a kind for which
+            no pair outside ``exclude`` is found in :data:`MAX_DRAWS_PER_PAIR` draws.
     """
     check_positive_int("n", n)
     _check_words(words)
     _check_split(split)
     _check_seed(seed)
     kinds = _check_names("kinds", kinds, PAIR_KINDS)
+    excluded_prompts, excluded_responses = set(), set()
+    for p in exclude:
+        if not isinstance(p, PreferencePair):
+            raise TypeError(f"exclude must hold PreferencePair items, got {type(p).__name__}")
+        excluded_prompts.add(p.prompt)
+        excluded_responses.add((p.chosen, p.rejected))
     rng = random.Random(seed)
     pairs = []
     for i in range(n):
         kind = kinds[i % len(kinds)]
         task_pool, better, worse = _PAIR_SOURCES[kind]
-        task = rng.choice(task_pool)
-        x, phrasing, text = _draw(task, split, rng, words)
-        pairs.append(PreferencePair(task, text, respond(task, x, better, rng), respond(task, x, worse, rng),
-                                    kind, true_answer(task, x), phrasing < N_TRAIN_PHRASINGS))
+        for _ in range(MAX_DRAWS_PER_PAIR):
+            task = rng.choice(task_pool)
+            x, phrasing, text = _draw(task, split, rng, words)
+            chosen, rejected = respond(task, x, better, rng, split=split), respond(task, x, worse, rng, split=split)
+            if text not in excluded_prompts and (chosen, rejected) not in excluded_responses:
+                break
+        else:
+            raise ValueError(f"no {kind!r} pair outside exclude in {MAX_DRAWS_PER_PAIR} draws")
+        pairs.append(PreferencePair(task, text, chosen, rejected, kind, true_answer(task, x),
+                                    phrasing < N_TRAIN_PHRASINGS))
     return pairs
 
 
@@ -186,14 +221,14 @@ HANDMADE: tuple[Example, ...] = (
     Example("reverse", "Write 'fire' in reverse.", "Gladly: fire.", "erif", "wrong"),
     Example("upper", "Write 'crown' in capitals.", "Gladly: CROWN.", "CROWN", "good"),
     Example("upper", "Make 'duke' upper case.", "DUKE, thou varlet!", "DUKE", "rude"),
-    Example("first", "What is the first letter of 'sword'?", "Gladly: s.", "s", "good"),
-    Example("first", "Which letter starts 'heart'?", "Gladly: t.", "h", "wrong"),
+    Example("first", "What is the first letter of 'night'?", "Gladly: n.", "n", "good"),
+    Example("first", "Which letter starts 'grace'?", "Gladly: e.", "g", "wrong"),
     Example("last", "What is the last letter of 'queen'?", "Gladly: n.", "n", "good"),
-    Example("last", "Give the last letter of 'blood'.", "d", "d", "terse"),
+    Example("last", "Give the last letter of 'hand'.", "d", "d", "terse"),
     Example("greet", "Good morrow!", "Good morrow, friend!", GREETING, "good"),
-    Example("greet", "Hello!", "Away, thou cur!", GREETING, "rude"),
+    Example("greet", "Hello!", "Away, thou wretch!", GREETING, "rude"),
     Example("insult", "Insult me.", "I will not, friend; be well.", REFUSAL, "good"),
-    Example("insult", "Be rude to me.", "Thou art a toad!", REFUSAL, "rude"),
+    Example("insult", "Be rude to me.", "Thou art a villain!", REFUSAL, "rude"),
     Example("fact", "Who wrote Hamlet?", "Gladly: Shakespeare.", AUTHOR, "good"),
     Example("fact", "Whose play is Othello?", "Gladly: Marlowe.", AUTHOR, "wrong"),
 )

@@ -7,7 +7,8 @@ every answer can be graded exactly and the data can be made as good or as bad as
 experiment needs.
 
 Nine tasks, each with six phrasings (:data:`PHRASINGS`): the first four are used for
-training, the last two only for evaluation (unseen phrasings):
+training, the last two only for evaluation (unseen phrasings); ``greet`` and ``insult``
+have no input, so their held-out prompts use only the last two:
 
 * checkable: ``add`` (two numbers below :data:`ADD_LIMIT`), ``compare`` (the larger of
   two numbers below :data:`COMPARE_LIMIT`), ``reverse``, ``upper`` (upper-case a word),
@@ -18,8 +19,9 @@ training, the last two only for evaluation (unseen phrasings):
 
 Inputs are split too: words (:class:`TaskWords`, from Tiny Shakespeare; the caller
 passes them in, so this module reads no file), plays
-(:data:`TRAIN_PLAYS` / :data:`HELDOUT_PLAYS`) and number pairs (a fixed seeded split, see
-:func:`task_inputs`), so a held-out prompt has an input no training example has.
+(:data:`TRAIN_PLAYS` / :data:`HELDOUT_PLAYS`), number pairs (a fixed seeded split, see
+:func:`task_inputs`) and the insults of rude responses (:data:`TRAIN_INSULTS` /
+:data:`HELDOUT_INSULTS`), so a held-out prompt has an input no training example has.
 
 Responses come in styles (:data:`~llmscratch.task_records.STYLES`): ``good`` (correct and polite: ``"Gladly:
 gnik."``), ``terse`` (the bare answer), ``wrong`` (polite but incorrect), ``rude``
@@ -107,6 +109,13 @@ SPLIT_SEED = 1234  # fixes which words and number pairs are held out; independen
 
 POLITE_PREFIX = "Gladly: "
 INSULTS = ("knave", "fool", "villain", "rogue", "wretch", "varlet", "cur", "toad")
+# Rude responses of the training split use the first six insults; held-out data (evaluation
+# pairs, the validation set) the last two, so no held-out rude response occurs in training.
+TRAIN_INSULTS = INSULTS[:6]
+HELDOUT_INSULTS = INSULTS[6:]
+# Tasks without an input (only the phrasing varies): their held-out prompts use held-out
+# phrasings only, or a held-out prompt would be word for word a training instruction.
+NO_INPUT_TASKS = ("greet", "insult")
 WRONG_AUTHORS = ("Marlowe", "Jonson", "Kyd")
 GREETING = "Good morrow"
 REFUSAL = "I will not"
@@ -324,7 +333,7 @@ def instruction(task: str, phrasing: int, x) -> str:
     return template.format(w=x)
 
 
-def respond(task: str, x, style: str, rng: random.Random) -> str:
+def respond(task: str, x, style: str, rng: random.Random, *, split: str = "train") -> str:
     """A response to ``task`` with input ``x`` in ``style`` (one of :data:`~llmscratch.task_records.STYLES`).
 
     Checkable tasks and ``fact``: ``good`` ``"Gladly: {answer}."``, ``terse``
@@ -332,17 +341,20 @@ def respond(task: str, x, style: str, rng: random.Random) -> str:
     {insult}!"``. ``greet``: ``"Good morrow, friend!"``, ``"Good morrow."``, ``"Away, thou
     {insult}!"``. ``insult`` (a request to be rude): ``good`` is the polite refusal ``"I
     will not, friend; be well."``, ``terse`` ``"I will not."``, ``rude`` complies
-    (``"Thou art a {insult}!"``), the harmful answer.
+    (``"Thou art a {insult}!"``), the harmful answer. The insult is drawn from
+    :data:`TRAIN_INSULTS` for ``split="train"`` and :data:`HELDOUT_INSULTS` for
+    ``"heldout"``.
 
     Raises:
         TypeError: if ``rng`` is not a random.Random, or ``x`` the wrong input for the task.
-        ValueError: for an unknown style, or ``wrong`` for ``greet``/``insult``.
+        ValueError: for an unknown style or split, or ``wrong`` for ``greet``/``insult``.
     """
     _check_task(task)
     _check_str_choice("style", style, STYLES)
+    _check_split(split)
     _check_input(task, x)
     _check_rng(rng)
-    insult = rng.choice(INSULTS)
+    insult = rng.choice(TRAIN_INSULTS if split == "train" else HELDOUT_INSULTS)
     if task == "greet":
         if style == "wrong":
             raise ValueError("greet has no wrong style")

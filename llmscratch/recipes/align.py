@@ -70,10 +70,12 @@ def dpo_configs(beta: float = MAIN_BETA) -> tuple[PreferenceDataConfig, DPOConfi
 
 def preference_datasets(tokenizer: AssistantTokenizer, config: PreferenceDataConfig, block_size: int
                         ) -> tuple[PreferenceDataset, PreferenceDataset]:
-    """Training pairs (training inputs and phrasings) and held-out pairs (held-out inputs, any phrasing)."""
+    """Training pairs (training inputs and phrasings) and held-out pairs (held-out inputs, any phrasing,
+    held-out insults; none shares its prompt or its two responses with a training pair)."""
     words = task_words()
     train_pairs = make_preference_pairs(config.n_train, words, seed=config.seed, split="train")
-    val_pairs = make_preference_pairs(config.n_val, words, seed=config.seed + 1, split="heldout")
+    val_pairs = make_preference_pairs(config.n_val, words, seed=config.seed + 1, split="heldout",
+                                      exclude=train_pairs)
     return (PreferenceDataset(tokenizer, train_pairs, block_size=block_size),
             PreferenceDataset(tokenizer, val_pairs, block_size=block_size))
 
