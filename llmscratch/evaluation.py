@@ -4,8 +4,9 @@ Taught in chapter 5 and used again in chapter 6. A loss says how likely the refe
 answers are; what a user meets is what the model *generates*. :func:`generate_responses`
 answers every prompt (greedy, or sampled several times with a seed), grading each answer
 with :func:`llmscratch.grading.grade`; :func:`summarise` turns the graded answers into
-rates (format adherence, exact match, rude, wrong); :func:`paired_difference` compares
-two models on the same prompts with a standard error.
+rates (format adherence, exact match, rude, wrong), :func:`exact_match_intervals` gives
+each task's exact match a 95% interval; :func:`paired_difference` compares two models
+on the same prompts with a standard error.
 """
 
 from __future__ import annotations
@@ -229,7 +230,11 @@ def paired_difference(before: Sequence[Generation], after: Sequence[Generation],
 
     Generations are matched by prompt (in order; with several samples per prompt each
     prompt's samples are averaged), so the comparison is paired: each prompt's change
-    counts once and prompt difficulty cancels out.
+    counts once and prompt difficulty cancels out. Prompts with the same text (a task
+    without an input has only a few distinct prompts) are not independent evidence, so
+    the standard error is cluster-robust over distinct prompt texts (Cameron and Miller
+    2015, eq. 12, with the G/(G-1) correction): with every text distinct it is the usual
+    standard error of a mean.
 
     Args:
         before, after: generations of the same prompts in the same order
@@ -237,8 +242,9 @@ def paired_difference(before: Sequence[Generation], after: Sequence[Generation],
         measure: ``"wrong_or_rude"``, ``"wrong"`` or ``"rude"``.
 
     Returns:
-        ``{"before", "after", "difference", "standard_error", "n_prompts"}``: the two rates,
-        ``after - before``, and the standard error of the mean per-prompt difference.
+        ``{"before", "after", "difference", "standard_error", "n_prompts", "n_clusters"}``:
+        the two rates, ``after - before``, the standard error of the mean per-prompt
+        difference, and the number of distinct prompt texts.
 
     Raises:
         TypeError: for a measure that is not a str or generations that are not Generation objects.
@@ -264,8 +270,61 @@ def paired_difference(before: Sequence[Generation], after: Sequence[Generation],
         return [sum(x) / len(x) for _, x in sorted(groups.items())]
 
     b, a = per_prompt(before), per_prompt(after)
+    text = {g.prompt_index: g.prompt.instruction for g in before}
     d = [y - x for x, y in zip(b, a)]
     n = len(d)
     mean = sum(d) / n
-    se = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1) / n) if n > 1 else float("nan")
-    return {"before": sum(b) / n, "after": sum(a) / n, "difference": mean, "standard_error": se, "n_prompts": n}
+    clusters: dict[str, float] = defaultdict(float)
+    for index, di in zip(sorted(text), d):
+        clusters[text[index]] += di - mean
+    g = len(clusters)
+    se = math.sqrt(g / (g - 1) * sum(c * c for c in clusters.values())) / n if g > 1 else float("nan")
+    return {"before": sum(b) / n, "after": sum(a) / n, "difference": mean, "standard_error": se, "n_prompts": n,
+            "n_clusters": g}
+
+
+def wilson_interval(successes: float, n: int, *, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a proportion ``successes / n`` (Wilson 1927; Agresti and
+    Coull 1998): about 95% coverage for ``z = 1.96``, and sensible at 0 and 1, where the
+    normal approximation collapses to a point.
+
+    Raises:
+        ValueError: for ``n < 1``, ``successes`` outside ``[0, n]`` or ``z <= 0``.
+    """
+    check_positive_int("n", n)
+    check_float("successes", successes, minimum=0.0, maximum=float(n))
+    check_float("z", z, minimum=0.0, min_inclusive=False)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def exact_match_intervals(generations: Sequence[Generation], *, z: float = 1.96) -> dict:
+    """Exact match per task with a Wilson interval (:func:`wilson_interval`).
+
+    Prompts with the same text count once (their correctness averaged): greedy decoding
+    answers a repeated prompt identically, so repeating it adds no evidence. A task
+    without an input therefore has a wide interval.
+
+    Returns:
+        ``{task: {"exact_match", "low", "high", "n", "n_distinct"}}`` for each task present.
+
+    Raises:
+        TypeError: if ``generations`` is not a sequence of Generation.
+        ValueError: if there are no generations.
+    """
+    _check_generations("generations", generations)
+    if not generations:
+        raise ValueError("generations is empty")
+    out = {}
+    for task in [t for t in TASKS if any(g.prompt.task == t for g in generations)]:
+        gs = [g for g in generations if g.prompt.task == task]
+        by_text: dict[str, list[float]] = defaultdict(list)
+        for g in gs:
+            by_text[g.prompt.instruction].append(float(g.correct))
+        means = [sum(v) / len(v) for v in by_text.values()]
+        low, high = wilson_interval(sum(means), len(means), z=z)
+        out[task] = {"exact_match": _rate(g.correct for g in gs), "low": low, "high": high, "n": len(gs),
+                     "n_distinct": len(means)}
+    return out

@@ -214,3 +214,48 @@ def test_paired_difference_edge_cases():
         paired_difference(good, rude, measure="slow")
     with pytest.raises(ValueError, match="no generations"):
         paired_difference([], [])
+
+
+def test_wilson_interval_matches_statsmodels_formula():
+    from llmscratch.evaluation import wilson_interval
+    lo, hi = wilson_interval(38, 40)
+    # the Wilson score interval for 38/40 at z = 1.96, worked by hand: centre 0.9106, half-width 0.0756
+    assert abs(lo - 0.8350) < 1e-3 and abs(hi - 0.9862) < 1e-3
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
+    import pytest
+    with pytest.raises(ValueError, match="successes"):
+        wilson_interval(11, 10)
+    with pytest.raises(ValueError, match="n"):
+        wilson_interval(0, 0)
+
+
+def test_paired_difference_clusters_repeated_prompts():
+    """Copies of one prompt are one piece of evidence: with equal-sized clusters of identical
+    copies, the cluster-robust error is the plain error of the distinct prompts."""
+    texts = [Prompt("add", f"What is {i} plus 1?", str(i + 1), True) for i in range(3)]
+    styles_before = ["Gladly: 0.", "Gladly: 0.", "0, thou knave!"]
+    styles_after = ["Gladly: 1.", "Gladly: 0.", "Gladly: 3."]
+    before, after = [], []
+    for copy in range(4):
+        for j, p in enumerate(texts):
+            i = copy * 3 + j
+            before.append(_gen(p, styles_before[j], index=i))
+            after.append(_gen(p, styles_after[j], index=i))
+    out = paired_difference(before, after)
+    d = [-1.0, 0.0, -1.0]  # per distinct prompt: fixed, still wrong, fixed
+    assert out["n_prompts"] == 12 and out["n_clusters"] == 3
+    assert out["difference"] == pytest.approx(statistics.fmean(d))
+    assert out["standard_error"] == pytest.approx(statistics.stdev(d) / math.sqrt(3))
+
+
+def test_exact_match_intervals_count_distinct_prompts():
+    from llmscratch.evaluation import exact_match_intervals, wilson_interval
+    p1 = Prompt("greet", "Hello there, friend!", "Good morrow", False)
+    p2 = Prompt("greet", "Good morrow to thee!", "Good morrow", False)
+    gens = [_gen(p1, "Good morrow, friend!", index=i) for i in range(5)]
+    gens += [_gen(p2, "Away, thou knave!", index=5 + i) for i in range(5)]
+    out = exact_match_intervals(gens)["greet"]
+    assert (out["exact_match"], out["n"], out["n_distinct"]) == (0.5, 10, 2)
+    assert (out["low"], out["high"]) == pytest.approx(wilson_interval(1, 2))
+    with pytest.raises(ValueError, match="empty"):
+        exact_match_intervals([])
