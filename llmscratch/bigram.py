@@ -87,9 +87,15 @@ class BigramLM(LanguageModel):
 
     @property
     def probs(self) -> torch.Tensor:
-        """``(V, V)`` matrix whose row ``i`` is :math:`P(\\cdot \\mid i)`; each row sums to 1."""
+        """``(V, V)`` matrix whose row ``i`` is :math:`P(\\cdot \\mid i)`; each row sums to 1.
+
+        With ``alpha = 0`` a token never seen as a context has no counts to normalise
+        (0 / 0); its row is uniform, the maximum-entropy guess, rather than NaN.
+        """
         smoothed = self.counts + self.config.alpha
-        return smoothed / smoothed.sum(dim=1, keepdim=True)
+        totals = smoothed.sum(dim=1, keepdim=True)
+        uniform = torch.full_like(smoothed, 1.0 / self.config.vocab_size)
+        return torch.where(totals > 0, smoothed / totals.clamp_min(1e-30), uniform)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
         """Next-token logits from the previous token.

@@ -208,3 +208,12 @@ def test_loss_from_logits():
     kept = targets != IGNORE_INDEX
     torch.testing.assert_close(LanguageModel.loss_from_logits(logits, targets),
                                F.cross_entropy(logits[kept], targets[kept]))
+
+
+def test_bigram_alpha_zero_unseen_context_is_uniform_not_nan():
+    from llmscratch.bigram import BigramConfig, BigramLM
+    m = BigramLM(BigramConfig(vocab_size=4, alpha=0.0)).fit(torch.tensor([0, 1]), torch.tensor([1, 2]))
+    p = m.probs
+    assert torch.isfinite(p).all() and torch.allclose(p.sum(1), torch.ones(4))
+    assert torch.equal(p[3], torch.full((4,), 0.25))  # token 3 was never a context
+    assert torch.equal(p[0], torch.tensor([0.0, 1.0, 0.0, 0.0]))  # the raw maximum-likelihood row
