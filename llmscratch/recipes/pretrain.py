@@ -141,7 +141,8 @@ def shakespeare_gpt_configs(vocab_size: int) -> tuple[GPTConfig, TrainConfig]:
     many characters beats a larger one seeing few (Kaplan et al. 2020; Hoffmann et al.
     2022 make the compute trade-off precise), a high peak learning rate with a short
     warm-up and cosine decay, weight decay 0.1 on matrices, gradient clipping at 1.0,
-    and no dropout (at this budget the model is far from overfitting).
+    and no dropout (the held-out loss was still falling at the end, and the gap between
+    training and held-out loss stayed at 0.15-0.17 nats from the first pass on: chapter 4).
 
     ``tie_weights=False``: with 65 characters tying would save only ``65 * n_embd``
     parameters; the settings were measured untied.
