@@ -89,7 +89,8 @@ def scaled_dot_product_attention(
             (False positions get score -inf before the softmax), as in torch's SDPA.
             Floating point: added to the scores (an additive bias such as ALiBi,
             with -inf for forbidden positions).
-        causal: also apply `causal_mask` (requires ``Tq == Tk``). Combines with ``mask``.
+        causal: also apply `causal_mask` (requires ``Tq == Tk``). Combines with
+            ``mask``.
         dropout_p: probability of zeroing an attention weight, in ``[0, 1)``; the kept
             weights are scaled by ``1 / (1 - dropout_p)``. Only used when ``training``.
         training: apply dropout (pass ``module.training``).
@@ -98,24 +99,31 @@ def scaled_dot_product_attention(
 
     Returns:
         ``out`` of shape ``(B, nh, Tq, hv)``, or ``(out, weights)`` when
-        ``return_weights``; ``weights`` is ``(B, nh, Tq, Tk)``, the softmax probabilities
-        *before* dropout (each row sums to 1), ready to draw as a heatmap.
+        ``return_weights``; ``weights`` is ``(B, nh, Tq, Tk)``, the softmax
+        probabilities *before* dropout (each row sums to 1), ready to draw as a
+        heatmap.
         A query whose keys are all masked gets NaN (0/0), as the formula says.
 
     Raises:
-        ValueError: mismatched shapes, ``causal`` with ``Tq != Tk``, ``dropout_p`` out of range.
+        ValueError: mismatched shapes, ``causal`` with ``Tq != Tk``, ``dropout_p`` out
+            of range.
         TypeError: ``q``, ``k`` or ``v`` not a floating-point tensor, ``mask`` neither
             boolean nor floating point, ``dropout_p`` not a number, a flag not a bool.
     """
     _check_sdpa_types(q, k, v, mask, causal, training, return_weights, generator)
     if q.shape[-1] != k.shape[-1]:
-        raise ValueError(f"q and k need the same head size, got {q.shape[-1]} and {k.shape[-1]}")
+        raise ValueError(
+            f"q and k need the same head size, got {q.shape[-1]} and {k.shape[-1]}"
+        )
     if k.shape[-2] != v.shape[-2]:
-        raise ValueError(f"k and v need the same length Tk, got {k.shape[-2]} and {v.shape[-2]}")
+        raise ValueError(
+            f"k and v need the same length Tk, got {k.shape[-2]} and {v.shape[-2]}"
+        )
     check_float("dropout_p", dropout_p, minimum=0.0, maximum=1.0, max_inclusive=False)
 
     d_k = q.shape[-1]
-    scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)  # (B, nh, Tq, hs) x (B, nh, hs, Tk) -> (B, nh, Tq, Tk)
+    # (B, nh, Tq, hs) x (B, nh, hs, Tk) -> (B, nh, Tq, Tk)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)
 
     if mask is not None:
         if mask.dtype == torch.bool:
@@ -123,18 +131,28 @@ def scaled_dot_product_attention(
         elif mask.is_floating_point():
             scores = scores + mask
         else:
-            raise TypeError(f"mask must be boolean or floating point, got dtype {mask.dtype}")
+            raise TypeError(
+                f"mask must be boolean or floating point, got dtype {mask.dtype}"
+            )
     if causal:
         Tq, Tk = scores.shape[-2], scores.shape[-1]
         if Tq != Tk:
-            raise ValueError(f"causal=True needs Tq == Tk, got Tq={Tq}, Tk={Tk}; pass an explicit mask")
-        scores = scores.masked_fill(~causal_mask(Tq, device=scores.device), float("-inf"))
+            raise ValueError(
+                f"causal=True needs Tq == Tk, got Tq={Tq}, Tk={Tk}; "
+                "pass an explicit mask"
+            )
+        scores = scores.masked_fill(
+            ~causal_mask(Tq, device=scores.device), float("-inf")
+        )
 
     weights = torch.softmax(scores, dim=-1)  # (B, nh, Tq, Tk), each row sums to 1
 
     dropped = weights
     if training and dropout_p > 0.0:
-        keep = torch.rand(weights.shape, generator=generator, device=weights.device) >= dropout_p
+        keep = (
+            torch.rand(weights.shape, generator=generator, device=weights.device)
+            >= dropout_p
+        )
         dropped = weights * keep / (1.0 - dropout_p)
 
     out = dropped @ v  # (B, nh, Tq, Tk) x (B, nh, Tk, hv) -> (B, nh, Tq, hv)
@@ -183,8 +201,11 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)  # output projection
         self.resid_dropout = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, return_weights: bool = False) -> Tensor | tuple[Tensor, Tensor]:
-        """Attend over the sequence ``x`` of shape ``(B, T, C)``; returns ``y`` of shape ``(B, T, C)``.
+    def forward(
+        self, x: Tensor, return_weights: bool = False
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        """Attend over the sequence ``x`` of shape ``(B, T, C)``; returns ``y`` of
+        shape ``(B, T, C)``.
 
         With ``return_weights=True`` returns ``(y, weights)``, ``weights`` of shape
         ``(B, nh, T, T)``: the attention probabilities of every head (before dropout).
@@ -197,7 +218,9 @@ class CausalSelfAttention(nn.Module):
         """
         check_float_tensor("x", x)
         if x.dim() != 3 or x.shape[-1] != self.n_embd:
-            raise ValueError(f"x must have shape (B, T, {self.n_embd}), got {tuple(x.shape)}")
+            raise ValueError(
+                f"x must have shape (B, T, {self.n_embd}), got {tuple(x.shape)}"
+            )
         B, T, C = x.shape
         nh, hs = self.n_head, C // self.n_head
 
@@ -209,12 +232,17 @@ class CausalSelfAttention(nn.Module):
         dropout_p = self.dropout if self.training else 0.0
         weights = None
         if self.use_fused and not return_weights:
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)  # (B, nh, T, hs)
+            # (B, nh, T, hs)
+            y = F.scaled_dot_product_attention(
+                q, k, v, dropout_p=dropout_p, is_causal=True
+            )
         else:
             y, weights = scaled_dot_product_attention(
-                q, k, v, causal=True, dropout_p=dropout_p, training=self.training, return_weights=True
+                q, k, v, causal=True, dropout_p=dropout_p, training=self.training,
+                return_weights=True,
             )  # (B, nh, T, hs), (B, nh, T, T)
 
-        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, nh, hs) -> (B, T, C): heads side by side
+        # (B, T, nh, hs) -> (B, T, C): heads side by side
+        y = y.transpose(1, 2).contiguous().view(B, T, C)
         y = self.resid_dropout(self.c_proj(y))  # (B, T, C)
         return (y, weights) if return_weights else y

@@ -55,9 +55,11 @@ FORMAT_VERSION = "llmscratch-bpe v1"
 
 
 def train_naive(text: str, vocab_size: int) -> CharBPETokenizer:
-    """Train character-level BPE by recounting every pair after every merge (teaching reference).
+    """Train character-level BPE by recounting every pair after every merge (teaching
+    reference).
 
-    Costs O(len(text)) per merge. `CharBPETokenizer.train` gives the same merges, faster.
+    Costs O(len(text)) per merge. `CharBPETokenizer.train` gives the same merges,
+    faster.
 
     Raises:
         TypeError: `text` is not a str or `vocab_size` not an int.
@@ -72,7 +74,8 @@ def train_naive(text: str, vocab_size: int) -> CharBPETokenizer:
         stats = get_stats(ids)
         if not stats:
             break  # nothing left to merge
-        pair = min(stats, key=lambda p: (-stats[p], p))  # most frequent; ties: smallest ids
+        # most frequent; ties: smallest ids
+        pair = min(stats, key=lambda p: (-stats[p], p))
         ids = merge(ids, pair, new_id)
         merges.append(pair)
     return CharBPETokenizer(chars, merges)
@@ -163,7 +166,9 @@ class CharBPETokenizer:
         merges = learn_merges(words, num_merges, first_id=len(chars))
         return cls(chars, merges, special_tokens)
 
-    def encode(self, text: str, *, allowed_special: str | set[str] = "none_raise") -> list[int]:
+    def encode(
+        self, text: str, *, allowed_special: str | set[str] = "none_raise"
+    ) -> list[int]:
         """Text -> token ids (see `split_on_special` for `allowed_special`).
 
         Raises:
@@ -171,7 +176,9 @@ class CharBPETokenizer:
                 message), or a special token that is not allowed.
         """
         ids: list[int] = []
-        for part in split_on_special(_check_text(text), self.special_tokens, allowed_special):
+        for part in split_on_special(
+            _check_text(text), self.special_tokens, allowed_special
+        ):
             if isinstance(part, int):
                 ids.append(part)
                 continue
@@ -180,7 +187,8 @@ class CharBPETokenizer:
             except KeyError as err:
                 ch = err.args[0]
                 raise ValueError(
-                    f"character {ch!r} (U+{ord(ch):04X}) is not in the tokenizer's vocabulary"
+                    f"character {ch!r} (U+{ord(ch):04X}) is not in the tokenizer's "
+                    "vocabulary"
                 ) from None
             ids.extend(apply_merges(chars, self.merges))
         return ids
@@ -193,7 +201,8 @@ class CharBPETokenizer:
 
         Raises:
             TypeError: for a float or bool id, a float tensor, or a str.
-            ValueError: for an id outside ``[0, vocab_size)``, or a tensor that is not 1-D.
+            ValueError: for an id outside ``[0, vocab_size)``, or a tensor that is not
+                1-D.
         """
         vocab = self.vocab
         return "".join(vocab[i] for i in check_id_list("ids", ids, self.vocab_size))

@@ -51,10 +51,12 @@ def _check_piece(piece: object, ranks: object) -> bytes:
 
 
 def bpe_by_rank(piece: bytes, ranks: Mapping[bytes, int]) -> list[int]:
-    """Encode one chunk: start from single bytes and repeatedly merge the adjacent pair whose
-    concatenation has the lowest rank (the leftmost one on a tie), until no pair has a rank.
+    """Encode one chunk: start from single bytes and repeatedly merge the adjacent pair
+    whose concatenation has the lowest rank (the leftmost one on a tie), until no pair
+    has a rank.
 
-    >>> bpe_by_rank(b"hello", {bytes([i]): i for i in range(256)} | {b"ll": 256, b"he": 257})
+    >>> ranks = {bytes([i]): i for i in range(256)} | {b"ll": 256, b"he": 257}
+    >>> bpe_by_rank(b"hello", ranks)
     [257, 256, 111]
 
     Raises:
@@ -258,7 +260,8 @@ class ByteBPETokenizer:
 
         Raises:
             TypeError: for a float or bool id, a float tensor, or a str.
-            ValueError: for an id that is not in the vocabulary, or a tensor that is not 1-D.
+            ValueError: for an id that is not in the vocabulary, or a tensor that is
+                not 1-D.
         """
         vocab = self.vocab
         try:

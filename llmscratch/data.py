@@ -166,7 +166,9 @@ class NamesReport:
     examples: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
-def clean_names(raw: Iterable[str], *, min_len: int = 2, max_len: int = 15) -> tuple[list[str], NamesReport]:
+def clean_names(
+    raw: Iterable[str], *, min_len: int = 2, max_len: int = 15
+) -> tuple[list[str], NamesReport]:
     """Strip and lowercase each name; keep it if it is a-z only, in bounds and new.
 
     The default bounds, 2 to 15 letters, keep every real name in both name lists
@@ -174,8 +176,8 @@ def clean_names(raw: Iterable[str], *, min_len: int = 2, max_len: int = 15) -> t
     ``warnakulasuriya``, 15) and drop typing noise such as ``lllllllllllllllllll`` (19).
     The first occurrence of a duplicate is kept and the input order is preserved.
 
-    Example: ``[" Asha", "asha", "al0k", "x"] -> ["asha"]`` (one duplicate, one non-alpha,
-    one too short).
+    Example: ``[" Asha", "asha", "al0k", "x"] -> ["asha"]`` (one duplicate, one
+    non-alpha, one too short).
 
     Args:
         raw: the names, an iterable of str (a single str is refused, not read
@@ -223,7 +225,9 @@ def clean_names(raw: Iterable[str], *, min_len: int = 2, max_len: int = 15) -> t
         dropped_too_short=len(dropped["too_short"]),
         dropped_too_long=len(dropped["too_long"]),
         dropped_duplicate=len(dropped["duplicate"]),
-        examples={reason: tuple(entries[:5]) for reason, entries in dropped.items() if entries},
+        examples={
+            reason: tuple(entries[:5]) for reason, entries in dropped.items() if entries
+        },
     )
     return names, report
 

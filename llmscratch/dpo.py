@@ -87,8 +87,8 @@ def dpo_loss(
 
     Args:
         policy_chosen_logps, policy_rejected_logps: ``(B,)`` sequence log-probabilities
-            (:func:`~llmscratch.logprobs.sequence_logprob`) of the chosen and rejected responses under the
-            policy, in nats.
+            (:func:`~llmscratch.logprobs.sequence_logprob`) of the chosen and rejected
+            responses under the policy, in nats.
         reference_chosen_logps, reference_rejected_logps: the same under the reference.
         beta: the strength of the implicit KL penalty (> 0): small beta lets the policy
             move far from the reference, large beta keeps it close.
@@ -106,12 +106,22 @@ def dpo_loss(
             one 1-D shape.
     """
     beta = check_float("beta", beta, minimum=0.0, min_inclusive=False)
-    _check_logps(policy_chosen_logps=policy_chosen_logps, policy_rejected_logps=policy_rejected_logps,
-                 reference_chosen_logps=reference_chosen_logps, reference_rejected_logps=reference_rejected_logps)
-    shapes = {tuple(t.shape) for t in (policy_chosen_logps, policy_rejected_logps,
-                                       reference_chosen_logps, reference_rejected_logps)}
+    _check_logps(
+        policy_chosen_logps=policy_chosen_logps,
+        policy_rejected_logps=policy_rejected_logps,
+        reference_chosen_logps=reference_chosen_logps,
+        reference_rejected_logps=reference_rejected_logps,
+    )
+    shapes = {
+        tuple(t.shape)
+        for t in (policy_chosen_logps, policy_rejected_logps,
+                  reference_chosen_logps, reference_rejected_logps)
+    }
     if len(shapes) != 1 or len(next(iter(shapes))) != 1:
-        raise ValueError(f"the four log-probability tensors must share one shape (B,), got {sorted(shapes)}")
+        raise ValueError(
+            "the four log-probability tensors must share one shape (B,), "
+            f"got {sorted(shapes)}"
+        )
     chosen_log_ratio = policy_chosen_logps - reference_chosen_logps  # (B,)
     rejected_log_ratio = policy_rejected_logps - reference_rejected_logps  # (B,)
     loss = -F.logsigmoid(beta * (chosen_log_ratio - rejected_log_ratio)).mean()
@@ -152,14 +162,14 @@ class DPOObjective:
     """The DPO loss as an objective of the training loop.
 
     ``objective(policy, batch) -> (loss, metrics)``, where ``batch`` is what
-    ``PreferenceDataset.sample`` returns: ``ids (2B, T)`` and ``mask (2B, T)``, the ``B``
-    chosen responses first. The policy scores both halves
-    in one forward pass; the frozen reference scores them too, without gradients
-    (:meth:`reference_logps`); :meth:`loss` turns the four log-probabilities into the
-    loss (:func:`dpo_loss` with this ``beta``) and the metrics of :func:`reward_metrics`,
-    to which ``count`` (pairs) and ``tokens`` are added. A variant of DPO overrides
-    :meth:`loss` (another loss of the same log-probabilities, e.g. IPO) or
-    :meth:`reference_logps` (another reference).
+    ``PreferenceDataset.sample`` returns: ``ids (2B, T)`` and ``mask (2B, T)``, the
+    ``B`` chosen responses first. The policy scores both halves in one forward pass;
+    the frozen reference scores them too, without gradients (:meth:`reference_logps`);
+    :meth:`loss` turns the four log-probabilities into the loss (:func:`dpo_loss` with
+    this ``beta``) and the metrics of :func:`reward_metrics`, to which ``count``
+    (pairs) and ``tokens`` are added. A variant of DPO overrides :meth:`loss` (another
+    loss of the same log-probabilities, e.g. IPO) or :meth:`reference_logps` (another
+    reference).
 
     Args:
         reference: the frozen reference model (:func:`frozen_reference`).
@@ -174,7 +184,10 @@ class DPOObjective:
     def __init__(self, reference: torch.nn.Module, beta: float) -> None:
         check_module("reference", reference)
         if any(p.requires_grad for p in reference.parameters()):
-            raise ValueError("reference must be frozen (requires_grad=False); use frozen_reference(model)")
+            raise ValueError(
+                "reference must be frozen (requires_grad=False); "
+                "use frozen_reference(model)"
+            )
         self.reference = reference
         self.beta = check_float("beta", beta, minimum=0.0, min_inclusive=False)
 
@@ -189,16 +202,26 @@ class DPOObjective:
 
     @torch.no_grad()
     def reference_logps(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Sequence log-probabilities ``(2B,)`` of the batch under the frozen reference."""
+        """Sequence log-probabilities ``(2B,)`` of the batch under the frozen
+        reference."""
         return sequence_logprob(self.reference, ids, mask)
 
-    def loss(self, policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
-             reference_chosen_logps: torch.Tensor, reference_rejected_logps: torch.Tensor
-             ) -> tuple[torch.Tensor, dict[str, float]]:
-        """:func:`dpo_loss` of the four ``(B,)`` log-probabilities, and :func:`reward_metrics`."""
-        loss, chosen, rejected = dpo_loss(policy_chosen_logps, policy_rejected_logps,
-                                          reference_chosen_logps, reference_rejected_logps, self.beta)
-        return loss, reward_metrics(chosen, rejected, policy_chosen_logps, policy_rejected_logps)
+    def loss(
+        self,
+        policy_chosen_logps: torch.Tensor,
+        policy_rejected_logps: torch.Tensor,
+        reference_chosen_logps: torch.Tensor,
+        reference_rejected_logps: torch.Tensor,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """:func:`dpo_loss` of the four ``(B,)`` log-probabilities, and
+        :func:`reward_metrics`."""
+        loss, chosen, rejected = dpo_loss(
+            policy_chosen_logps, policy_rejected_logps,
+            reference_chosen_logps, reference_rejected_logps, self.beta,
+        )
+        return loss, reward_metrics(
+            chosen, rejected, policy_chosen_logps, policy_rejected_logps
+        )
 
 
 @dataclass

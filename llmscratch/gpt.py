@@ -162,10 +162,14 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x: Tensor, return_weights: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+    def forward(
+        self, x: Tensor, return_weights: bool = False
+    ) -> Tensor | tuple[Tensor, Tensor]:
         """``x`` ``(B, T, C)`` -> ``(B, T, C)``; with ``return_weights`` also the
         attention weights ``(B, nh, T, T)``."""
-        out = self.attn(self.ln_1(x) if self.pre_norm else x, return_weights=return_weights)
+        out = self.attn(
+            self.ln_1(x) if self.pre_norm else x, return_weights=return_weights
+        )
         a, weights = out if return_weights else (out, None)  # a: (B, T, C)
         if self.pre_norm:
             x = x + a
@@ -207,16 +211,21 @@ class GPT(LanguageModel):
         if not isinstance(config, GPTConfig):
             raise TypeError(f"config must be a GPTConfig, got {type(config).__name__}")
         self.config = config
-        layers: dict[str, nn.Module] = dict(wte=nn.Embedding(config.vocab_size, config.n_embd))
+        layers: dict[str, nn.Module] = dict(
+            wte=nn.Embedding(config.vocab_size, config.n_embd)
+        )
         if config.pos_encoding == "learned":
             layers["wpe"] = nn.Embedding(config.block_size, config.n_embd)
         else:
-            table = sinusoidal_positions(config.block_size, config.n_embd)  # (block_size, C)
+            # (block_size, C)
+            table = sinusoidal_positions(config.block_size, config.n_embd)
             self.register_buffer("pos_table", table, persistent=False)
         layers["drop"] = nn.Dropout(config.dropout)
         layers["h"] = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         pre_norm = config.norm_position == "pre"
-        layers["ln_f"] = nn.LayerNorm(config.n_embd, bias=config.bias) if pre_norm else nn.Identity()
+        layers["ln_f"] = (
+            nn.LayerNorm(config.n_embd, bias=config.bias) if pre_norm else nn.Identity()
+        )
         self.transformer = nn.ModuleDict(layers)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         if config.tie_weights:
@@ -239,22 +248,27 @@ class GPT(LanguageModel):
     # -- forward -------------------------------------------------------------------
 
     def _embed(self, idx: Tensor) -> Tensor:
-        """Token + position embeddings ``(B, T, C)`` of checked ids ``idx`` ``(B, T)``."""
+        """Token + position embeddings ``(B, T, C)`` of checked ids ``idx``
+        ``(B, T)``."""
         T = idx.shape[1]
         tok = self.transformer.wte(idx)  # (B, T, C)
         if self.config.pos_encoding == "learned":
             pos = self.transformer.wpe(torch.arange(T, device=idx.device))  # (T, C)
         else:
             pos = self.pos_table[:T]  # (T, C)
-        return self.transformer.drop(tok + pos)  # (B, T, C), positions broadcast over the batch
+        # (B, T, C), positions broadcast over the batch
+        return self.transformer.drop(tok + pos)
 
-    def forward(self, idx: Tensor, targets: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
-        """Logits for the next token at every position, and the loss if targets are given.
+    def forward(
+        self, idx: Tensor, targets: Tensor | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        """Logits for the next token at every position, and the loss if targets are
+        given.
 
         Args:
             idx: token ids ``(B, T)``, int64, ``T <= block_size``.
-            targets: optional next-token ids ``(B, T)``; entries equal to -100 are ignored
-                (the prompt positions in supervised fine-tuning).
+            targets: optional next-token ids ``(B, T)``; entries equal to -100 are
+                ignored (the prompt positions in supervised fine-tuning).
 
         Returns:
             ``(logits, loss)``: logits ``(B, T, V)`` (unnormalised log-probabilities);

@@ -47,10 +47,13 @@ def token_logprobs(model: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
     check_module("model", model)
     _check_ids(ids, model)
     logits, _ = model(ids[:, :-1])  # (B, T-1, V): position t-1 predicts token t
-    return logits.log_softmax(dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)  # (B, T-1)
+    # (B, T-1)
+    return logits.log_softmax(dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
 
 
-def sequence_logprob(model: torch.nn.Module, ids: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
+def sequence_logprob(
+    model: torch.nn.Module, ids: torch.Tensor, response_mask: torch.Tensor
+) -> torch.Tensor:
     """Log-probability of each row's response under ``model``: ``(B,)``, nats.
 
     ``sum_t log p(ids[b, t] | ids[b, :t])`` over the positions ``t`` where
@@ -71,4 +74,5 @@ def sequence_logprob(model: torch.nn.Module, ids: torch.Tensor, response_mask: t
     check_module("model", model)
     _check_ids_mask(ids, response_mask)
     logp = token_logprobs(model, ids)  # (B, T-1)
-    return torch.where(response_mask[:, 1:], logp, torch.zeros_like(logp)).sum(dim=-1)  # (B,)
+    # (B,)
+    return torch.where(response_mask[:, 1:], logp, torch.zeros_like(logp)).sum(dim=-1)

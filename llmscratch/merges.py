@@ -41,7 +41,8 @@ def get_stats(ids: Sequence[int]) -> Counter[Pair]:
 
 
 def merge(ids: Sequence[int], pair: Pair, new_id: int) -> list[int]:
-    """Replace each occurrence of `pair` in `ids` by `new_id`, left to right, without overlap.
+    """Replace each occurrence of `pair` in `ids` by `new_id`, left to right, without
+    overlap.
 
     >>> merge([1, 2, 3, 1, 2], (1, 2), 4)
     [4, 3, 4]
@@ -155,13 +156,15 @@ def learn_merges(
     first_id: int,
     weights: Sequence[int] | None = None,
 ) -> list[Pair]:
-    """Learn up to `num_merges` BPE merges over `words`, updating pair counts incrementally.
+    """Learn up to `num_merges` BPE merges over `words`, updating pair counts
+    incrementally.
 
-    Same result as `train_naive` (most frequent pair first, ties to the smallest ids, overlaps
-    merged left to right), but each merge costs time proportional to its occurrences plus
-    O(log P) heap operations, instead of a recount of the whole corpus. Counts live in a dict;
-    a max-heap holds ``(-count, pair)`` entries that may be stale (counts only fall for existing
-    pairs), so a popped entry whose count is out of date is pushed back with its true count.
+    Same result as `train_naive` (most frequent pair first, ties to the smallest ids,
+    overlaps merged left to right), but each merge costs time proportional to its
+    occurrences plus O(log P) heap operations, instead of a recount of the whole corpus.
+    Counts live in a dict; a max-heap holds ``(-count, pair)`` entries that may be stale
+    (counts only fall for existing pairs), so a popped entry whose count is out of date
+    is pushed back with its true count.
 
     Args:
         words: sequences of token ids; no pair is counted across two words.
@@ -192,24 +195,30 @@ def learn_merges(
             heapq.heappush(heap, (-count, pair))  # stale: reinsert with the true count
             continue
         for new_pair in index.merge(pair, first_id + len(merges)):
-            if new_pair in index.counts:  # it may have vanished again within the same merge
+            # it may have vanished again within the same merge
+            if new_pair in index.counts:
                 heapq.heappush(heap, (-index.counts[new_pair], new_pair))
         merges.append(pair)
     return merges
 
 
 def apply_merges(ids: Sequence[int], merges: Mapping[Pair, int]) -> list[int]:
-    """Encode `ids` with trained `merges` (pair -> new id): lowest new id (rank) first, as minbpe.
+    """Encode `ids` with trained `merges` (pair -> new id): lowest new id (rank) first,
+    as minbpe.
 
-    Equal to looping ``pair = min(get_stats(ids), key=rank); ids = merge(ids, pair, rank)``
-    until no pair has a rank, but in O(n log n) on the linked list of `_PairIndex`.
+    Equal to looping
+    ``pair = min(get_stats(ids), key=rank); ids = merge(ids, pair, rank)`` until no
+    pair has a rank, but in O(n log n) on the linked list of `_PairIndex`.
 
     Raises:
         TypeError: if ``ids`` is not a list or tuple, or ``merges`` not a mapping.
     """
     _check_id_seq("ids", ids)
     if not isinstance(merges, Mapping):
-        raise TypeError(f"merges must be a mapping from pairs to new ids, got {type(merges).__name__}")
+        raise TypeError(
+            "merges must be a mapping from pairs to new ids, "
+            f"got {type(merges).__name__}"
+        )
     index = _PairIndex([ids], [1])
     heap = [(merges[p], p) for p in index.counts if p in merges]
     heapq.heapify(heap)

@@ -24,13 +24,15 @@ def _check_batch(batch: object) -> tuple[torch.Tensor, torch.Tensor]:
 
 def next_token_loss(model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]
                     ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Mean next-token cross-entropy (nats per target) of a language model on ``(x, y)``.
+    """Mean next-token cross-entropy (nats per target) of a language model on
+    ``(x, y)``.
 
     ``x`` is ``(B, T)`` token ids and ``y`` the targets the model's contract expects
-    (``(B,)`` for a window model, ``(B, T)`` for a sequence model; :mod:`llmscratch.lm`).
-    Targets equal to ``IGNORE_INDEX`` are not scored, which is all supervised fine-tuning
-    needs: :class:`llmscratch.sft.SFTDataset` sets the prompt's targets to it, so the same
-    objective computes the response-only loss of chapter 5.
+    (``(B,)`` for a window model, ``(B, T)`` for a sequence model;
+    :mod:`llmscratch.lm`). Targets equal to ``IGNORE_INDEX`` are not scored, which is
+    all supervised fine-tuning needs: :class:`llmscratch.sft.SFTDataset` sets the
+    prompt's targets to it, so the same objective computes the response-only loss of
+    chapter 5.
 
     Returns:
         ``(loss, {"count": scored targets, "tokens": y.numel()})``.

@@ -27,7 +27,11 @@ def _check_filters(temperature: float, top_k: int | None, top_p: float | None) -
 
 
 def filter_logits(
-    logits: torch.Tensor, *, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None
+    logits: torch.Tensor,
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
 ) -> torch.Tensor:
     """Reshape next-token logits before sampling.
 

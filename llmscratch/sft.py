@@ -38,21 +38,22 @@ LOSS_ON = ("response", "all")
 
 
 def extend_vocab(model: GPT, new_vocab_size: int) -> GPT:
-    """A copy of ``model`` with ``new_vocab_size`` token ids: old rows copied, new rows the mean.
+    """A copy of ``model`` with ``new_vocab_size`` token ids: old rows copied, new rows
+    the mean.
 
     Every parameter is copied; the token embedding ``wte`` and the output layer
     ``lm_head`` get ``new_vocab_size - V`` extra rows, each set to the mean of the old
     rows (Hewitt 2021, "Initializing new word embeddings for pretrained language
-    models"). Why the mean: a new output row at the mean gives the new token the mean
-    of the old logits, and by Jensen's inequality ``exp(mean logit) <= mean exp(logit)``,
-    so each new token takes at most the average old token's share: with ``k`` new
-    tokens the old tokens keep at least ``V / (V + k)`` of the probability and their
-    KL divergence from the old model is at most ``ln(1 + k / V)`` nats. A random row
-    of the usual scale could instead give a new token a large logit and make the
-    fine-tuning start from a broken model. The new input rows at the mean look, to the
-    first layer, like an average character, and diverge during fine-tuning as the
-    tokens occur in different contexts. Logits of old tokens for inputs of old tokens
-    are exactly unchanged.
+    models"). Why the mean: a new output row at the mean gives the new token the mean of
+    the old logits, and by Jensen's inequality ``exp(mean logit) <= mean exp(logit)``,
+    so each new token takes at most the average old token's share: with ``k`` new tokens
+    the old tokens keep at least ``V / (V + k)`` of the probability and their KL
+    divergence from the old model is at most ``ln(1 + k / V)`` nats. A random row of the
+    usual scale could instead give a new token a large logit and make the fine-tuning
+    start from a broken model. The new input rows at the mean look, to the first layer,
+    like an average character, and diverge during fine-tuning as the tokens occur in
+    different contexts. Logits of old tokens for inputs of old tokens are exactly
+    unchanged.
 
     Leaves torch's global random generator untouched.
 

@@ -265,9 +265,11 @@ def evaluate(model: torch.nn.Module, dataset: Dataset, objective: Objective = ne
         model.train(was_training)
 
 
-def train(model: torch.nn.Module, objective: Objective, train_set: Dataset, val_set: Dataset,
-          config: TrainConfig, *, progress: bool | None = None) -> TrainResult:
-    """Minimise ``objective`` over ``train_set`` with AdamW, updating ``model`` in place.
+def train(model: torch.nn.Module, objective: Objective, train_set: Dataset,
+          val_set: Dataset, config: TrainConfig, *,
+          progress: bool | None = None) -> TrainResult:
+    """Minimise ``objective`` over ``train_set`` with AdamW, updating ``model`` in
+    place.
 
     Each step draws a minibatch (``train_set.sample``), computes the objective, and
     takes an AdamW step (parameter groups of :func:`param_groups`, learning rate of
@@ -305,20 +307,30 @@ def train(model: torch.nn.Module, objective: Objective, train_set: Dataset, val_
     with torch_threads(config.num_threads):
         torch.manual_seed(config.seed)
         batch_gen = torch.Generator().manual_seed(config.seed)
-        optimizer = torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.lr, betas=config.betas)
+        optimizer = torch.optim.AdamW(
+            param_groups(model, config.weight_decay), lr=config.lr, betas=config.betas
+        )
         result = TrainResult()
         _evaluate_now(model, objective, train_set, val_set, config, result, step=0)
         tokens, start = 0, time.perf_counter()
-        bar = tqdm(range(config.max_steps), disable=not show_progress(progress), desc="train", leave=False)
+        bar = tqdm(
+            range(config.max_steps), disable=not show_progress(progress), desc="train",
+            leave=False,
+        )
         for step in bar:
             lr = learning_rate(step, config)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            loss, metrics = objective(model, train_set.sample(config.batch_size, batch_gen))
+            loss, metrics = objective(
+                model, train_set.sample(config.batch_size, batch_gen)
+            )
             loss_value = loss.item()
-            if not math.isfinite(loss_value):  # stop before the update: the weights stay as they were
-                raise FloatingPointError(f"the training loss is {loss_value} at step {step}: lower lr "
-                                         f"(now {lr:g}) or check the data; the run is not kept")
+            # stop before the update: the weights stay as they were
+            if not math.isfinite(loss_value):
+                raise FloatingPointError(
+                    f"the training loss is {loss_value} at step {step}: lower lr "
+                    f"(now {lr:g}) or check the data; the run is not kept"
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip is not None:
@@ -328,12 +340,16 @@ def train(model: torch.nn.Module, objective: Objective, train_set: Dataset, val_
             _append(result.batch, {"loss": loss_value, **metrics})
             result.lr.append(lr)
             if (step + 1) % config.eval_interval == 0 or step + 1 == config.max_steps:
-                _evaluate_now(model, objective, train_set, val_set, config, result, step=step + 1)
+                _evaluate_now(
+                    model, objective, train_set, val_set, config, result, step=step + 1
+                )
                 bar.set_postfix(val=f"{result.val_loss[-1]:.3f}")
         result.train_seconds = time.perf_counter() - start
         result.tokens_per_second = tokens / result.train_seconds
         model.eval()
-        result.final_val = evaluate(model, val_set, objective, batch_size=config.eval_batch_size)
+        result.final_val = evaluate(
+            model, val_set, objective, batch_size=config.eval_batch_size
+        )
     return result
 
 

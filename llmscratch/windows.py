@@ -79,8 +79,8 @@ def name_windows(
         boundary_id: id of the start/end token, >= 0.
 
     Returns:
-        ``X`` of shape ``(N, block_size)`` and ``Y`` of shape ``(N,)``, both int64, where
-        ``N`` is the number of characters plus one end token per word.
+        ``X`` of shape ``(N, block_size)`` and ``Y`` of shape ``(N,)``, both int64,
+        where ``N`` is the number of characters plus one end token per word.
 
     Raises:
         TypeError: for a non-int ``block_size`` or ``boundary_id``, or a word that is
@@ -94,7 +94,8 @@ def name_windows(
     xs, ys = [], []
     for word in words:
         padded = torch.tensor([boundary_id] * block_size + word + [boundary_id])
-        # Row t of the unfolded view is padded[t : t + block_size]: the context of target t.
+        # Row t of the unfolded view is padded[t : t + block_size]: the context of
+        # target t.
         xs.append(padded[:-1].unfold(0, block_size, 1))  # (len(word)+1, block_size)
         ys.append(padded[block_size:])  # (len(word)+1,)
     return torch.cat(xs).long(), torch.cat(ys).long()
@@ -156,7 +157,9 @@ def _check_split_args(ids: object, train_fraction: object) -> None:
                 max_inclusive=False)
 
 
-def split_by_position(ids: torch.Tensor, train_fraction: float = 0.9) -> tuple[torch.Tensor, torch.Tensor]:
+def split_by_position(
+    ids: torch.Tensor, train_fraction: float = 0.9
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Split one long token sequence into a leading training part and a held-out tail.
 
     A split by position keeps the held-out text contiguous and unseen: a model cannot
