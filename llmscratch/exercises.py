@@ -39,6 +39,9 @@ class CheckResult:
     def __bool__(self) -> bool:
         return self.passed
 
+    def _ipython_display_(self) -> None:
+        """Show nothing in a notebook: :func:`check` has already printed the message."""
+
 
 def compare(got: object, want: object, *, rtol: float = 1e-5, atol: float = 1e-6, where: str = "output") -> str | None:
     """``None`` if ``got`` equals ``want``, else a sentence saying where they first differ.
