@@ -216,3 +216,29 @@ def test_instruction_data_stats(tok):
         sft.instruction_data_stats([])
     real = sft.instruction_data_stats()
     assert real["n_examples"] == 1100 and real["n_fit_block"] == 0
+
+
+def test_exact_match_probe_records_a_curve_and_leaves_training_unchanged(tok, task_words):
+    """The probe of chapter 5's learning curve answers prompts in eval mode only: the
+    losses and weights of a run with it equal those of a run with next_token_loss."""
+    from llmscratch.recipes.instruct import ExactMatchProbe
+    from llmscratch.task_data import make_eval_prompts
+
+    train_set = SFTDataset.from_examples(tok, make_sft_examples(200, task_words, seed=0), block_size=64)
+    val_set = SFTDataset.from_examples(tok, make_sft_examples(30, task_words, seed=1, split="heldout"),
+                                       block_size=64)
+    config = TrainConfig(max_steps=20, batch_size=8, lr=1e-2, warmup_steps=2, eval_interval=5, eval_batches=2,
+                         num_threads=1)
+    prompts = make_eval_prompts(2, task_words, seed=3, tasks=("first", "add"))
+    plain, probed = tiny_gpt(tok.vocab_size), tiny_gpt(tok.vocab_size)
+    r_plain = train(plain, next_token_loss, train_set, val_set, config, progress=False)
+    probe = ExactMatchProbe(tok, prompts, every=10)
+    r_probed = train(probed, probe, train_set, val_set, config, progress=False)
+    assert r_plain.batch_loss == r_probed.batch_loss and r_plain.val_loss == r_probed.val_loss
+    for a, b in zip(plain.state_dict().values(), probed.state_dict().values()):
+        assert torch.equal(a, b)
+    assert probe.steps == [0, 10, 20]
+    assert set(probe.exact_match) == {"first", "add", "first/seen", "first/unseen", "add/seen", "add/unseen"}
+    assert all(len(v) == 3 and all(0.0 <= x <= 1.0 for x in v) for v in probe.exact_match.values())
+    with pytest.raises(ValueError, match="every"):
+        ExactMatchProbe(tok, prompts, every=0)

@@ -18,11 +18,12 @@ from functools import lru_cache
 from ..chat import AssistantTokenizer
 from ..checkpoint import tensor_fingerprint, train_or_load
 from ..data import load_text
+from ..evaluation import generate_responses
 from ..gpt import GPT
 from ..objectives import next_token_loss
 from ..sft import LOSS_ON, SFTDataset, extend_vocab, text_loss
-from ..task_data import HANDMADE, make_sft_examples
-from ..tasks import QualityMix, TaskWords
+from ..task_data import HANDMADE, make_eval_prompts, make_sft_examples
+from ..tasks import CHECKABLE_TASKS, QualityMix, TaskWords
 from ..train import TrainConfig, train
 from ..validate import check_bool, check_choice, check_int, check_positive_int
 from .pretrain import shakespeare_char_data, shakespeare_char_gpt
@@ -34,6 +35,7 @@ class SFTConfig:
 
     Attributes:
         n_train: generated training examples (:func:`~llmscratch.task_data.make_sft_examples`),
+            from which minibatches are drawn with replacement;
             plus :data:`~llmscratch.task_data.HANDMADE` if ``include_handmade``.
         n_val: held-out examples (held-out inputs, all phrasings, same mix) for the
             validation loss.
@@ -69,17 +71,19 @@ class SFTConfig:
 def sft_configs() -> tuple[SFTConfig, TrainConfig]:
     """The book's fine-tuning settings (fresh objects each call).
 
-    One pass over 25,600 generated examples (800 steps of 32), each seen once: with
-    3,000 examples seen ten times the model memorised the training examples instead of
-    learning to read the word (training loss kept falling, held-out loss stalled).
-    Peak learning rate 4e-3, two thirds of pretraining's 6e-3, warm-up then cosine
-    decay. The format is learnt at once (a 50-step run already ends 100% of held-out
-    responses with the end token), but reading the quoted word (copy, upper-case,
-    first letter) appears only after about 400-500 steps, and a lower rate delays it
-    past the budget (at 1e-3 for 500 steps it never appeared).
+    2,400 steps of 32 examples drawn with replacement from 25,600 generated ones, so
+    each example is drawn about three times and about 5% never. With 800 steps (one
+    draw per example on average) the model had learnt the format but read the quoted
+    word unreliably (first letter, reversal); with 3,000 examples seen ten times it
+    memorised them instead (training loss kept falling, held-out loss stalled). Peak
+    learning rate 4e-3, two thirds of pretraining's 6e-3, warm-up then cosine decay:
+    1,600 steps at 6e-3 on 76,800 examples read words worse (reverse, compare) than
+    these settings, and at 1e-3 for 500 steps reading never appeared. The format is
+    learnt at once (a 50-step run already ends 100% of held-out responses with the
+    end token).
     """
     data = SFTConfig()
-    optim = TrainConfig(max_steps=800, batch_size=32, lr=4e-3, warmup_steps=20, weight_decay=0.1,
+    optim = TrainConfig(max_steps=2400, batch_size=32, lr=4e-3, warmup_steps=20, weight_decay=0.1,
                         betas=(0.9, 0.99), grad_clip=1.0, eval_interval=100, eval_batches=4, seed=0,
                         num_threads=2)
     return data, optim
@@ -102,6 +106,54 @@ def sft_datasets(tokenizer: AssistantTokenizer, config: SFTConfig, block_size: i
     kw = dict(loss_on=config.loss_on, block_size=block_size)
     return (SFTDataset.from_examples(tokenizer, train_examples, **kw),
             SFTDataset.from_examples(tokenizer, val_examples, **kw))
+
+
+PROBE_PER_TASK = 10  # held-out prompts per checkable task in the learning-curve probe (half seen phrasings)
+PROBE_EVERY = 400  # optimiser steps between two probes
+PROBE_SEED = 7  # not the pages' evaluation seed (0), so the probe prompts are another held-out draw
+
+
+class ExactMatchProbe:
+    """The SFT objective (:func:`~llmscratch.objectives.next_token_loss`) that also records a
+    learning curve of greedy exact match.
+
+    :func:`llmscratch.train.train` calls its objective in eval mode without gradients to
+    estimate held-out losses (at step 0 and every ``eval_interval`` steps). At the first
+    such call after a multiple of ``every`` training steps, this objective also answers
+    ``prompts`` greedily (:func:`~llmscratch.evaluation.generate_responses`) and records,
+    per task, the share answered exactly right. Greedy decoding draws no random numbers
+    and dropout is off in eval mode, so the run's losses and weights are the same as
+    without the probe. ``every`` must be a multiple of the run's ``eval_interval``.
+
+    Attributes:
+        steps: the training steps at which the probe ran.
+        exact_match: ``{task: [share correct at each probe], ...}``; ``seen`` / ``unseen``
+            variants split by phrasing (``"first/seen"``).
+    """
+
+    def __init__(self, tokenizer: AssistantTokenizer, prompts, every: int) -> None:
+        check_positive_int("every", every)
+        self.tokenizer, self.prompts, self.every = tokenizer, list(prompts), every
+        self.train_calls = 0
+        self.steps: list[int] = []
+        self.exact_match: dict[str, list[float]] = {}
+
+    def __call__(self, model, batch):
+        if model.training:
+            self.train_calls += 1
+        elif self.train_calls % self.every == 0 and self.train_calls not in self.steps:
+            self._probe(model)
+        return next_token_loss(model, batch)
+
+    def _probe(self, model) -> None:
+        gens = generate_responses(model, self.tokenizer, self.prompts)
+        self.steps.append(self.train_calls)
+        groups: dict[str, list[bool]] = {}
+        for g in gens:
+            for key in (g.prompt.task, f"{g.prompt.task}/{'seen' if g.prompt.seen_phrasing else 'unseen'}"):
+                groups.setdefault(key, []).append(g.correct)
+        for key, values in groups.items():
+            self.exact_match.setdefault(key, []).append(sum(values) / len(values))
 
 
 def assistant_tokenizer() -> AssistantTokenizer:
@@ -143,8 +195,10 @@ def assistant_sft(
         holds the :class:`~llmscratch.train.TrainResult` fields (losses in nats per
         response token), ``n_train_examples``, ``n_train_targets``,
         ``shakespeare_val_loss_before`` and ``_after`` (nats per character on the held-out
-        10% of Tiny Shakespeare) and ``shakespeare_val_loss_after_old_vocab`` (the same
-        with the softmax over the 65 original characters only);
+        10% of Tiny Shakespeare), ``shakespeare_val_loss_after_old_vocab`` (the same
+        with the softmax over the 65 original characters only), and ``probe_steps`` /
+        ``probe_exact_match``: greedy exact match during training on
+        :data:`PROBE_PER_TASK` held-out prompts per checkable task (:class:`ExactMatchProbe`);
         ``meta["from_cache"]`` says whether training was skipped.
     """
     default_sft, default_train = sft_configs()
@@ -158,11 +212,16 @@ def assistant_sft(
     train_set, val_set = sft_datasets(tokenizer, sft_config, block_size)
     model = extend_vocab(base, tokenizer.vocab_size)  # deterministic: no random rows
 
+    probe_prompts = make_eval_prompts(PROBE_PER_TASK, task_words(), seed=PROBE_SEED, tasks=CHECKABLE_TASKS)
+    every = PROBE_EVERY if PROBE_EVERY % train_config.eval_interval == 0 else train_config.eval_interval
+
     def fit(m: GPT) -> dict:
-        result = train(m, next_token_loss, train_set, val_set, train_config, progress=progress)
+        probe = ExactMatchProbe(tokenizer, probe_prompts, every)
+        result = train(m, probe, train_set, val_set, train_config, progress=progress)
         after = text_loss(m, data.val_ids)
         after_old_vocab = text_loss(m, data.val_ids, vocab_limit=tokenizer.base_vocab_size)
         return {**result.to_dict(), "n_train_examples": len(train_set), "n_train_targets": train_set.num_targets,
+                "probe_steps": probe.steps, "probe_exact_match": probe.exact_match,
                 "shakespeare_val_loss_before": base_meta["measurements"]["final_val"]["loss"],
                 "shakespeare_val_loss_after": after, "shakespeare_val_loss_after_old_vocab": after_old_vocab}
 
