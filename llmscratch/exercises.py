@@ -157,8 +157,7 @@ def check(
         try:
             got = call(yours, case)
         except NotImplementedError:
-            result = CheckResult(name, False, i, f"NOT YET {name}: your function raises NotImplementedError; "
-                                                 "write it and run this cell again")
+            result = CheckResult(name, False, i, f"NOT YET {name}: write your function, then run this again")
             break
         except Exception as err:  # the reader's bug, reported rather than raised
             result = CheckResult(name, False, i, f"FAIL {name}: case {i} ({_describe(case)}) raised "
