@@ -5,7 +5,7 @@ Loads the chapter 4 model from the checkpoint cache (it must be there already: r
 DPO models of every beta in ``recipes.BETAS`` into an empty temporary cache, so they really
 train, and evaluates them as the chapters do:
 
-    python benchmarks/sft_dpo.py                    # about 2.5 minutes on 2 idle CPU cores
+    python benchmarks/sft_dpo.py                    # about 5 minutes on 2 idle CPU cores
     python benchmarks/sft_dpo.py --cache-dir DIR    # reuse trained models (evaluation only)
 
 Behaviour is measured on held-out prompts (unseen inputs; half with unseen phrasings),
@@ -14,10 +14,13 @@ is the sampled measurement: greedy decoding shows only the most likely answer an
 the minority behaviours (a rude answer one time in ten) that the data taught and that
 sampling reveals.
 
-Targets: all of it within ``TARGET_TOTAL_SECONDS``; after SFT, format adherence on
+Targets (issue 13): after SFT, greedy exact match on held-out inputs with training
+phrasings ``first`` and ``last`` >= 95%, ``compare`` >= 90%, ``upper`` >= 80%
+(``TARGET_EXACT_MATCH_SEEN``; unseen phrasings are reported too); format adherence on
 held-out prompts >= 95% (greedy and sampled); after DPO (main beta), held-out preference
 accuracy >= 90% and a sampled wrong-or-rude rate lower than after SFT by more than two
-standard errors of the paired per-prompt difference.
+standard errors of the paired per-prompt difference; all of it within
+``TARGET_TOTAL_SECONDS``.
 
 Prints readable lines, then one line of JSON.
 """
@@ -49,7 +52,8 @@ from llmscratch.task_data import make_eval_prompts  # noqa: E402
 PROMPTS_PER_TASK = 40
 BASE_PROMPTS_EVERY = 20  # the chapter 4 model never stops; 2 prompts per task show it
 EVAL_THREADS = 1  # generation of tiny batches: one thread, as the book's pages
-TARGET_TOTAL_SECONDS = 180.0  # compute of both chapters; the pages' own overhead (5 min in all) comes on top
+TARGET_TOTAL_SECONDS = 300.0  # compute of both chapters (SFT is 2,400 steps); the pages' overhead comes on top
+TARGET_EXACT_MATCH_SEEN = {"first": 0.95, "last": 0.95, "compare": 0.90, "upper": 0.80}
 TARGET_FORMAT_ADHERENCE = 0.95
 TARGET_PREF_ACCURACY = 0.90
 
@@ -130,8 +134,18 @@ def main(argv=None) -> int:
     total = time.perf_counter() - start
     main_run = runs[MAIN_BETA]
     paired = main_run["paired_sampled"]
+    seen = {t: [g.correct for g in sft_greedy if g.prompt.task == t and g.prompt.seen_phrasing]
+            for t in TARGET_EXACT_MATCH_SEEN}
+    unseen = {t: [g.correct for g in sft_greedy if g.prompt.task == t and not g.prompt.seen_phrasing]
+              for t in TARGET_EXACT_MATCH_SEEN}
+    seen = {t: sum(v) / len(v) for t, v in seen.items()}
+    unseen = {t: sum(v) / len(v) for t, v in unseen.items()}
+    print("SFT greedy exact match, held-out inputs: "
+          + ", ".join(f"{t} {seen[t]:.0%} seen / {unseen[t]:.0%} unseen phrasings (target {v:.0%} seen)"
+                      for t, v in TARGET_EXACT_MATCH_SEEN.items()))
     checks = {
         "total_seconds": total <= TARGET_TOTAL_SECONDS,
+        **{f"sft_exact_match_seen_{t}": seen[t] >= v for t, v in TARGET_EXACT_MATCH_SEEN.items()},
         "sft_format_adherence": min(sft_g["format_adherence"], sft_s["format_adherence"]) >= TARGET_FORMAT_ADHERENCE,
         "dpo_val_pref_accuracy": main_run["meta"]["final_val"]["accuracy"] >= TARGET_PREF_ACCURACY,
         "dpo_lower_wrong_or_rude": paired["difference"] < -2 * paired["standard_error"],
@@ -144,6 +158,8 @@ def main(argv=None) -> int:
         "sft_format_adherence_greedy": round(sft_g["format_adherence"], 4),
         "base_format_adherence_greedy": round(before["format_adherence"], 4),
         "sft_exact_match": round(sft_s["exact_match"], 4),
+        "sft_exact_match_seen_greedy": {t: round(v, 4) for t, v in seen.items()},
+        "sft_exact_match_unseen_greedy": {t: round(v, 4) for t, v in unseen.items()},
         "sft_wrong_or_rude_rate": round(sft_s["wrong_or_rude_rate"], 4),
         "sft_rude_rate": round(sft_s["rude_rate"], 4),
         "sft_wrong_or_rude_rate_greedy": round(sft_g["wrong_or_rude_rate"], 4),
@@ -168,6 +184,7 @@ def main(argv=None) -> int:
         "eval_seconds": round(eval_seconds, 1),
         "total_seconds": round(total, 1),
         "targets": {"total_seconds": TARGET_TOTAL_SECONDS, "sft_format_adherence": TARGET_FORMAT_ADHERENCE,
+                    "sft_exact_match_seen": TARGET_EXACT_MATCH_SEEN,
                     "dpo_val_pref_accuracy": TARGET_PREF_ACCURACY,
                     "dpo_lower_wrong_or_rude": "difference < -2 standard errors"},
         "meets_targets": all(checks.values()),
