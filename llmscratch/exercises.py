@@ -60,8 +60,10 @@ def compare(got: object, want: object, *, rtol: float = 1e-5, atol: float = 1e-6
         try:
             torch.testing.assert_close(got, want, rtol=rtol, atol=atol, equal_nan=True)
         except AssertionError:
-            diff = (got.double() - want.double()).abs()
-            diff = torch.where(torch.isnan(diff), torch.full_like(diff, math.inf), diff)
+            g, w = got.double(), want.double()
+            # equal values (infinities and NaNs included) are agreements, not differences
+            same = torch.isclose(g, w, rtol=rtol, atol=atol, equal_nan=True) | (g == w)
+            diff = torch.where(same, torch.zeros_like(g), (g - w).abs().nan_to_num(math.inf))
             idx = tuple(int(i) for i in torch.unravel_index(diff.argmax(), diff.shape))
             return (f"{where} differs most at index {idx}: got {got[idx].item():.6g}, "
                     f"expected {want[idx].item():.6g}")

@@ -49,3 +49,15 @@ def test_bad_arguments(bad):
         check("x", bad, ref, [(1,)])
     with pytest.raises(ValueError, match="cases"):
         check("x", ref, ref, [])
+
+
+def test_mismatch_points_at_a_real_difference_with_infinities():
+    """-inf where both agree (masked logits) is no difference: the message names the cell that differs."""
+    want = torch.tensor([[float("-inf"), 1.0, 2.0], [0.0, float("-inf"), 3.0]])
+    got = want.clone()
+    got[1, 2] = float("-inf")  # the reader masked one logit too many
+    msg = compare(got, want)
+    assert "index (1, 2)" in msg and "got -inf, expected 3" in msg
+    got = want.clone()
+    got[0, 1] = 1.5
+    assert "index (0, 1)" in compare(got, want)
