@@ -164,7 +164,10 @@ class DPOObjective:
     ``objective(policy, batch) -> (loss, metrics)``, where ``batch`` is what
     ``PreferenceDataset.sample`` returns: ``ids (2B, T)`` and ``mask (2B, T)``, the
     ``B`` chosen responses first. The policy scores both halves in one forward pass;
-    the frozen reference scores them too, without gradients (:meth:`reference_logps`);
+    the frozen reference scores them too, without gradients (:meth:`reference_logps`,
+    which keeps each distinct batch's scores: the reference never changes, so the
+    held-out set, scored whole at every evaluation, costs one reference pass, not one
+    per evaluation);
     :meth:`loss` turns the four log-probabilities into the loss (:func:`dpo_loss` with
     this ``beta``) and the metrics of :func:`reward_metrics`, to which ``count``
     (pairs) and ``tokens`` are added. A variant of DPO overrides :meth:`loss` (another
@@ -190,6 +193,7 @@ class DPOObjective:
             )
         self.reference = reference
         self.beta = check_float("beta", beta, minimum=0.0, min_inclusive=False)
+        self._reference_cache: dict[tuple, torch.Tensor] = {}
 
     def __call__(self, policy: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]
                  ) -> tuple[torch.Tensor, dict[str, float]]:
@@ -203,8 +207,12 @@ class DPOObjective:
     @torch.no_grad()
     def reference_logps(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Sequence log-probabilities ``(2B,)`` of the batch under the frozen
-        reference."""
-        return sequence_logprob(self.reference, ids, mask)
+        reference, computed once per distinct batch (keyed by its ids and mask) and
+        then read back: the values are the ones a new pass would give."""
+        key = (tuple(ids.shape), ids.numpy().tobytes(), mask.numpy().tobytes())
+        if key not in self._reference_cache:
+            self._reference_cache[key] = sequence_logprob(self.reference, ids, mask)
+        return self._reference_cache[key]
 
     def loss(
         self,

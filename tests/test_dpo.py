@@ -227,6 +227,21 @@ def test_dpo_objective_against_unbatched_log_probabilities(tok, task_words):
     assert all(p.grad is None for p in reference.parameters())
 
 
+def test_reference_logps_are_computed_once_per_batch_and_equal_a_fresh_pass(tok, task_words):
+    reference = frozen_reference(tiny_gpt(tok.vocab_size, seed=1))
+    ds = PreferenceDataset(tok, make_preference_pairs(8, task_words, seed=5))
+    objective = DPOObjective(reference, beta=0.5)
+    calls = []
+    reference.register_forward_hook(lambda *args: calls.append(1))
+    first_block, other_block = ds.batch(torch.arange(4)), ds.batch(torch.arange(4, 8))
+    first = objective.reference_logps(*first_block)
+    again = objective.reference_logps(*ds.batch(torch.arange(4)))  # equal tensors, new objects
+    assert len(calls) == 1 and torch.equal(first, again)
+    torch.testing.assert_close(first, sequence_logprob(reference, *first_block), rtol=0, atol=0)
+    other = objective.reference_logps(*other_block)
+    assert len(calls) == 3 and not torch.equal(other, first)  # 3: the fresh pass above ran too
+
+
 def test_dpo_objective_refuses_a_trainable_reference_and_bad_beta(tok):
     model = tiny_gpt(tok.vocab_size)
     with pytest.raises(ValueError, match="frozen"):

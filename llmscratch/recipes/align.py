@@ -53,17 +53,17 @@ def dpo_configs(beta: float = MAIN_BETA) -> tuple[PreferenceDataConfig, DPOConfi
 
     80 steps of 32 pairs at a peak learning rate of 1e-4 (1/40 of SFT's), no weight
     decay (it would pull the policy towards zero, not towards the reference), the whole
-    held-out set scored every 10 steps, no estimate on training pairs. Held-out
-    preference accuracy is above 90% after 10 steps; training longer keeps widening
+    held-out set scored every 20 steps, no estimate on training pairs. Held-out
+    preference accuracy is above 90% after 20 steps; training longer keeps widening
     the margins while the policy drifts from the reference. Measured at 150 steps: the
     per-token KL on held-out responses reached 0.5 nats with beta 0.1 (0.2 with beta
-    0.5, against 0.04 at 80 steps), exact match fell below the SFT model's, and
+    0.5, against 0.058 at 80 steps), exact match fell below the SFT model's, and
     requests to be rude got "Gladly: ..." nonsense instead of the refusal; at 3e-4 the
     policy repeated "Gladly" without end. So the run is kept short.
     """
     data = PreferenceDataConfig()
     optim = TrainConfig(max_steps=80, batch_size=32, lr=1e-4, warmup_steps=5, weight_decay=0.0,
-                        betas=(0.9, 0.99), grad_clip=1.0, eval_interval=10, eval_batches=None,
+                        betas=(0.9, 0.99), grad_clip=1.0, eval_interval=20, eval_batches=None,
                         eval_train=False, eval_batch_size=256, seed=0, num_threads=2)
     return data, DPOConfig(beta=beta), optim
 
