@@ -2,7 +2,7 @@
 
 Taught in chapter 1, "Getting the data".
 
-Every file the book uses is listed in :data:`REGISTRY` with its upstream URL (pinned to a
+Every file the book uses is listed in :data:`REGISTRY` (read from ``registry.json``) with its upstream URL (pinned to a
 commit where the host allows it), its SHA-256 and its size. :func:`fetch` returns a local
 path to a verified copy, looking in three places in order (the machinery, and what it
 does under faults, is in :mod:`llmscratch.download`):
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import re
 import sys
 from collections.abc import Iterable, Sequence
@@ -42,73 +43,18 @@ __all__ = [
     "sha256_file",
 ]
 
-_GITHUB = "https://raw.githubusercontent.com"
-_RASBT = f"{_GITHUB}/rasbt/LLMs-from-scratch/28c65cdfbc3338e2e040016eea4b7fdf556e4d57"
+_REGISTRY_FILE = Path(__file__).with_name("registry.json")
 
 
-REGISTRY: dict[str, DataSource] = {
-    source.name: source
-    for source in [
-        DataSource(
-            "tinyshakespeare",
-            f"{_GITHUB}/karpathy/char-rnn/6f9487a6fe5b420b7ca9afb0d7c078e37c1d1b4e"
-            "/data/tinyshakespeare/input.txt",
-            "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
-            1_115_394,
-            "tinyshakespeare.txt",
-            "MIT (karpathy/char-rnn); the text is public domain",
-        ),
-        DataSource(
-            "indian_names_raw",
-            f"{_GITHUB}/balasahebgulave/Dataset-Indian-Names"
-            "/80401358aaa609cbe30ae57afbea37654879d0ab/Indian_Names.csv",
-            "f7b2bd2a8ad89a0c865296f81aff9df7a8ab360f6c6b0a0bde996b5172b9c47a",
-            85_538,
-            "indian_names_raw.csv",
-            "not stated (no licence file upstream)",
-        ),
-        DataSource(
-            "names_en",
-            f"{_GITHUB}/karpathy/makemore/988aa59e4d8fefa526d06f3b453ad116258398d4/names.txt",
-            "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d",
-            228_145,
-            "names_en.txt",
-            "MIT (karpathy/makemore); names from ssa.gov",
-        ),
-        DataSource(
-            "gpt2_tiktoken",
-            f"{_GITHUB}/openai/whisper/main/whisper/assets/gpt2.tiktoken",
-            "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930",
-            835_554,
-            "gpt2.tiktoken",
-            "MIT (openai/whisper)",
-        ),
-        DataSource(
-            "instruction_data",
-            f"{_RASBT}/ch07/01_main-chapter-code/instruction-data.json",
-            "7e09a9af353722ca15c18bc580f093f9c39d3178335a75177319cb1e1d163944",
-            203_524,
-            "instruction-data.json",
-            "Apache-2.0 (rasbt/LLMs-from-scratch)",
-        ),
-        DataSource(
-            "instruction_data_with_preference",
-            f"{_RASBT}/ch07/04_preference-tuning-with-dpo/instruction-data-with-preference.json",
-            "305315abf14f65fa42c01a0877572f832606571c2a7d49f152ac1d758b16756e",
-            386_968,
-            "instruction-data-with-preference.json",
-            "Apache-2.0 (rasbt/LLMs-from-scratch); generated with Llama 3.1 70B",
-        ),
-        DataSource(
-            "the_verdict",
-            f"{_RASBT}/ch02/01_main-chapter-code/the-verdict.txt",
-            "b41e41a68f0398a3154ae69e2e4c0e2694e17fe0d66730536837f1b01935b31f",
-            20_479,
-            "the-verdict.txt",
-            "public domain (Edith Wharton); repository Apache-2.0",
-        ),
-    ]
-}
+def _load_registry(path: Path = _REGISTRY_FILE) -> dict[str, DataSource]:
+    """The records of ``registry.json`` (a data file, not code: a new dataset there
+    leaves the checkpoint cache keys of earlier chapters unchanged)."""
+    records = json.loads(path.read_text(encoding="utf-8"))["sources"]
+    fields = ("name", "url", "sha256", "size", "filename", "licence")
+    return {r["name"]: DataSource(*(r[f] for f in fields)) for r in records}
+
+
+REGISTRY: dict[str, DataSource] = _load_registry()
 
 
 def _source(name: str) -> DataSource:

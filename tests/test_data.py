@@ -15,13 +15,19 @@ from llmscratch.data import clean_names, fetch
 def test_every_registry_entry_matches_its_mirror_file(mirror_dir):
     assert set(data.REGISTRY) == {
         "tinyshakespeare", "indian_names_raw", "names_en", "gpt2_tiktoken",
-        "instruction_data", "instruction_data_with_preference", "the_verdict",
+        "instruction_data", "instruction_data_with_preference", "the_verdict", "sms_spam",
     }
     for name, source in data.REGISTRY.items():
         assert source.name == name
         assert source.url.startswith("https://")
         assert data.sha256_file(mirror_dir / source.filename) == source.sha256, name
         assert (mirror_dir / source.filename).stat().st_size == source.size, name
+
+
+def test_the_registry_is_read_from_its_data_file():
+    # a data file, not code: a new dataset leaves earlier chapters' cache keys alone
+    assert data._REGISTRY_FILE.name == "registry.json"
+    assert data._load_registry() == data.REGISTRY
 
 
 def test_unknown_name_lists_the_known_names():
