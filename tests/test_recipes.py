@@ -122,6 +122,9 @@ def test_each_recipe_hashes_only_its_own_chapter_and_what_it_imports():
     assert not {"recipes/align.py", "dpo.py", "logprobs.py", "preference_data.py"} & names["recipes.instruct"]
     assert {"recipes/align.py", "recipes/instruct.py", "recipes/pretrain.py", "dpo.py"} <= names["recipes.align"]
     assert "recipes/__init__.py" not in names["recipes.align"]  # importing a sibling is not importing the package
+    classify = {p.relative_to(package).as_posix() for p in code_closure(["recipes.classify"])}
+    assert {"recipes/classify.py", "classify.py", "spam_data.py", "recipes/pretrain.py"} <= classify
+    assert not {"recipes/instruct.py", "recipes/align.py", "dpo.py", "lora.py"} & classify
 
 
 # -- instruct (chapter 5) ---------------------------------------------------------------------
@@ -245,3 +248,27 @@ def test_assistant_dpo_trains_once_then_loads(tiny_sft, tmp_path):
     # beta is part of the key: another beta is another run
     _, _, _, other = recipes.assistant_dpo(**{**kw, "dpo_config": DPOConfig(beta=2.0)})
     assert not other["from_cache"]
+
+
+# -- classify (chapter 7) -----------------------------------------------------------------------
+
+
+def test_spam_classifier_trains_once_then_loads(tmp_path, mirror_dir):
+    from llmscratch.recipes.classify import ClassifierConfig, spam_classifier, spam_data
+
+    data = recipes.shakespeare_char_data()
+    torch.manual_seed(0)
+    stand_in = GPT(shakespeare_gpt_configs(data.vocab.vocab_size)[0])
+    before = {k: v.clone() for k, v in stand_in.state_dict().items()}
+    kw = dict(train_config=TrainConfig(max_steps=2, batch_size=4, lr=1e-3, eval_interval=2, eval_batches=1,
+                                       num_threads=1),
+              base=stand_in, progress=False, cache_dir=tmp_path)
+    config = ClassifierConfig(trainable="last_block", max_windows=2)
+    model, meta = spam_classifier(config, **kw)
+    again, meta2 = spam_classifier(config, **kw)
+    assert (meta["from_cache"], meta2["from_cache"]) == (False, True)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+    assert all(torch.equal(before[k], v) for k, v in stand_in.state_dict().items())  # the base is not modified
+    assert meta2["measurements"]["n_trainable"] == sum(p.numel() for p in again.parameters() if p.requires_grad)
+    assert meta2["measurements"]["steps"] == [0, 2] and not again.training
+    assert spam_data(2).train.max_windows == 2 and config.name == "spam-last_block-mean-pretrained-w2-s0"

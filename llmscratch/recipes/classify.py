@@ -25,7 +25,7 @@ from ..gpt import GPT
 from ..spam_data import SpamSplits, spam_splits
 from ..train import TrainConfig, train
 from ..validate import check_bool, check_choice, check_int
-from .pretrain import shakespeare_char_data, shakespeare_char_gpt
+from .pretrain import shakespeare_char_data, shakespeare_char_gpt, shakespeare_gpt_configs
 
 INITS = ("pretrained", "random")
 
@@ -99,8 +99,9 @@ def spam_data(max_windows: int = 1) -> SpamData:
     training texts, and texts read as up to ``max_windows`` windows of the chapter 4
     GPT's ``block_size`` characters."""
     splits = spam_splits()
-    vocab = ClassifierVocab(shakespeare_char_data().vocab, list(splits.train["text"]))
-    block_size = shakespeare_char_gpt()[0].config.block_size
+    chars = shakespeare_char_data().vocab
+    vocab = ClassifierVocab(chars, list(splits.train["text"]))
+    block_size = shakespeare_gpt_configs(chars.vocab_size)[0].block_size  # the chapter 4 GPT's context
 
     def encode(frame):
         return ClassificationDataset(vocab, list(frame["text"]), list(frame["label"]), block_size=block_size,
@@ -114,6 +115,7 @@ def spam_classifier(
     config: ClassifierConfig | None = None,
     *,
     train_config: TrainConfig | None = None,
+    base: GPT | None = None,
     progress: bool | None = None,
     cache_dir: str | os.PathLike | None = None,
 ) -> tuple[GPTClassifier, dict]:
@@ -124,6 +126,8 @@ def spam_classifier(
             pretrained weights, the first window only).
         train_config: the optimiser (default: :func:`classifier_train_config` with the
             config's seed).
+        base: the pretrained GPT (default: the chapter 4 model,
+            :func:`~llmscratch.recipes.pretrain.shakespeare_char_gpt`); not modified.
         progress: show a progress bar.
         cache_dir: the checkpoint cache.
 
@@ -135,7 +139,7 @@ def spam_classifier(
     config = config if config is not None else ClassifierConfig()
     train_config = train_config if train_config is not None else classifier_train_config(config.seed)
     data = spam_data(config.max_windows)
-    base, _ = shakespeare_char_gpt(progress=progress)
+    base = base if base is not None else shakespeare_char_gpt(progress=progress)[0]
     if config.init == "random":
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
