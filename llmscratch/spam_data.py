@@ -41,7 +41,8 @@ def load_sms_spam() -> tuple[pd.DataFrame, int]:
         occurrence kept); ``n_duplicates`` is the number of rows dropped.
 
     Raises:
-        DataDownloadError: the file could not be obtained (:func:`llmscratch.data.fetch`).
+        ~llmscratch.sources.DataDownloadError: the file could not be obtained
+            (:func:`llmscratch.data.fetch`).
         ValueError: a line that is not ``label<TAB>text`` with a known label, or one text
             with two labels.
     """
