@@ -125,6 +125,8 @@ def test_each_recipe_hashes_only_its_own_chapter_and_what_it_imports():
     classify = {p.relative_to(package).as_posix() for p in code_closure(["recipes.classify"])}
     assert {"recipes/classify.py", "classify.py", "spam_data.py", "recipes/pretrain.py"} <= classify
     assert not {"recipes/instruct.py", "recipes/align.py", "dpo.py", "lora.py"} & classify
+    adapt = {p.relative_to(package).as_posix() for p in code_closure(["recipes.adapt"])}
+    assert {"recipes/adapt.py", "recipes/classify.py", "lora.py"} <= adapt
 
 
 # -- instruct (chapter 5) ---------------------------------------------------------------------
@@ -272,3 +274,32 @@ def test_spam_classifier_trains_once_then_loads(tmp_path, mirror_dir):
     assert meta2["measurements"]["n_trainable"] == sum(p.numel() for p in again.parameters() if p.requires_grad)
     assert meta2["measurements"]["steps"] == [0, 2] and not again.training
     assert spam_data(2).train.max_windows == 2 and config.name == "spam-last_block-mean-pretrained-w2-s0"
+
+
+# -- adapt (chapter 8) --------------------------------------------------------------------------
+
+
+def test_lora_spam_classifier_caches_only_the_adapter_and_the_head(tmp_path, mirror_dir):
+    from safetensors.torch import load_file
+
+    from llmscratch.lora import lora_layers
+    from llmscratch.recipes.adapt import LoRAConfig, lora_spam_classifier
+
+    data = recipes.shakespeare_char_data()
+    torch.manual_seed(0)
+    stand_in = GPT(shakespeare_gpt_configs(data.vocab.vocab_size)[0])
+    kw = dict(train_config=TrainConfig(max_steps=2, batch_size=4, lr=1e-2, eval_interval=2, eval_batches=1,
+                                       num_threads=1),
+              base=stand_in, progress=False, cache_dir=tmp_path)
+    config = LoRAConfig(r=2, targets="attn")
+    model, meta = lora_spam_classifier(config, **kw)
+    again, meta2 = lora_spam_classifier(config, **kw)
+    assert (meta["from_cache"], meta2["from_cache"]) == (False, True)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+    assert any(layer.lora_B.abs().sum() > 0 for layer in lora_layers(again))  # trained factors came back
+    (folder,) = [p for p in tmp_path.iterdir() if p.name.startswith("spam-lora-attn-r2-s0")]
+    saved = load_file(str(folder / "model.safetensors"))
+    n_layer = stand_in.config.n_layer
+    assert len(saved) == 2 * 2 * n_layer + 2  # A and B of c_attn and c_proj per block, head weight and bias
+    assert sum(t.numel() for t in saved.values()) == meta2["measurements"]["n_trainable"]
+    assert meta2["measurements"]["n_trainable"] < 0.05 * meta2["measurements"]["n_parameters"]
