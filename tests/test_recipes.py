@@ -303,3 +303,26 @@ def test_lora_spam_classifier_caches_only_the_adapter_and_the_head(tmp_path, mir
     assert len(saved) == 2 * 2 * n_layer + 2  # A and B of c_attn and c_proj per block, head weight and bias
     assert sum(t.numel() for t in saved.values()) == meta2["measurements"]["n_trainable"]
     assert meta2["measurements"]["n_trainable"] < 0.05 * meta2["measurements"]["n_parameters"]
+
+
+# -- bpe_gpt (chapter 9) --------------------------------------------------------------------------
+
+
+def test_bpe_gpt_recipe_hashes_its_own_code_and_learns_the_vocabulary_on_training_text(mirror_dir):
+    from llmscratch.recipes.bpe_gpt import bpe_data
+
+    package = Path(llmscratch.__file__).parent
+    closure = {p.relative_to(package).as_posix() for p in code_closure(["recipes.bpe_gpt"])}
+    assert {"recipes/bpe_gpt.py", "bpc.py", "byte_bpe.py", "gpt.py", "recipes/pretrain.py"} <= closure
+    assert not {"gpt2.py", "hf_gpt2.py", "cli.py", "recipes/instruct.py", "lora.py"} & closure  # loaders retrain nothing
+    data = bpe_data()
+    chars = shakespeare_char_data()
+    n_train = len(chars.train_ids)
+    assert data.tokenizer.vocab_size == 1024
+    assert data.tokenizer.decode(data.train_ids.tolist()) == chars.text[:n_train]
+    assert data.tokenizer.decode(data.val_ids.tolist()) == chars.text[n_train:]
+    # the vocabulary comes from the training characters alone: retraining on them gives the same ranks
+    from llmscratch.byte_bpe import ByteBPETokenizer
+
+    again = ByteBPETokenizer.train(chars.text[:n_train], 1024, special_tokens=("<|endoftext|>",))
+    assert again.ranks == data.tokenizer.ranks
