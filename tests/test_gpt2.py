@@ -13,6 +13,7 @@ import math
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers is imported
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -42,8 +43,9 @@ from llmscratch.gpt2 import (
 from llmscratch.train import evaluate
 from llmscratch.windows import TokenStream
 
-from conftest import REPO_ROOT
 from test_hf_gpt2 import CONFIGS, hf_model, random_ids
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("name", list(GPT2_SIZES))
