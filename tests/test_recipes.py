@@ -305,6 +305,38 @@ def test_lora_spam_classifier_caches_only_the_adapter_and_the_head(tmp_path, mir
     assert meta2["measurements"]["n_trainable"] < 0.05 * meta2["measurements"]["n_parameters"]
 
 
+def test_lora_assistant_sft_caches_only_the_trainable_tensors(tmp_path, mirror_dir):
+    from safetensors.torch import load_file
+
+    from llmscratch.lora import lora_layers
+    from llmscratch.recipes.adapt import LoRAConfig
+    from llmscratch.recipes.lora_sft import lora_assistant_sft, lora_sft_configs
+
+    lora, optim = lora_sft_configs()
+    assert (lora.targets, optim.max_steps) == ("attn_mlp", recipes.sft_configs()[1].max_steps)
+    data = recipes.shakespeare_char_data()
+    torch.manual_seed(0)
+    stand_in = GPT(shakespeare_gpt_configs(data.vocab.vocab_size)[0])
+    before = [t.clone() for t in stand_in.state_dict().values()]
+    kw = dict(sft_config=instruct.SFTConfig(n_train=40, n_val=18),
+              train_config=TrainConfig(max_steps=2, batch_size=4, lr=1e-2, eval_interval=2, eval_batches=1,
+                                       num_threads=1),
+              base=(stand_in, {"measurements": {"final_val": {"loss": 4.2}}}), progress=False, cache_dir=tmp_path)
+    config = LoRAConfig(r=2, targets="attn_mlp")
+    model, tok, meta = lora_assistant_sft(config, **kw)
+    again, _, meta2 = lora_assistant_sft(config, **kw)
+    assert (meta["from_cache"], meta2["from_cache"]) == (False, True)
+    assert all(torch.equal(a, b) for a, b in zip(before, stand_in.state_dict().values()))  # base untouched
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+    assert any(layer.lora_B.abs().sum() > 0 for layer in lora_layers(again))
+    (folder,) = [p for p in tmp_path.iterdir() if p.name.startswith("assistant-sft-lora-attn_mlp-r2-s0")]
+    saved = load_file(str(folder / "model.safetensors"))
+    assert len(saved) == 2 * 4 * stand_in.config.n_layer + 2  # A, B of 4 layers per block; two row deltas
+    assert sum(t.numel() for t in saved.values()) == meta2["measurements"]["n_trainable"]
+    assert saved["lm_head__delta"].shape == (tok.vocab_size - tok.base_vocab_size, stand_in.config.n_embd)
+    assert meta2["measurements"]["shakespeare_val_loss_before"] == 4.2
+
+
 # -- bpe_gpt (chapter 9) --------------------------------------------------------------------------
 
 
