@@ -5,6 +5,10 @@
 * :mod:`~llmscratch.recipes.instruct` (chapter 5): the assistant fine-tuned from the
   chapter 4 GPT (SFT), and the task family's word list.
 * :mod:`~llmscratch.recipes.align` (chapter 6): the assistant aligned with DPO.
+* :mod:`~llmscratch.recipes.classify` (chapter 7): the spam classifiers and their data.
+* :mod:`~llmscratch.recipes.adapt` (chapter 8): the spam classifier trained through LoRA.
+* :mod:`~llmscratch.recipes.lora_sft` (chapter 8): chapter 5's fine-tuning through LoRA.
+* :mod:`~llmscratch.recipes.bpe_gpt` (chapter 9): the BPE GPT and the runs it is compared with.
 
 Every run goes through :func:`llmscratch.checkpoint.train_or_load` under a key that
 hashes the code of its own recipe module and what that imports, so a change to a later
