@@ -31,6 +31,7 @@ os.environ.setdefault("LLMSCRATCH_DATA_MIRROR", str(ROOT.parent / "shared" / "da
 os.environ.setdefault("LLMSCRATCH_PROGRESS", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # readable lines, no bars
 
 import torch  # noqa: E402
 
@@ -49,6 +50,9 @@ def stand_in(folder: Path) -> Path:
     """A random GPT-2 small in the Hub's file layout."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     torch.manual_seed(0)
     GPT2LMHeadModel(GPT2Config()).save_pretrained(folder)
     return folder

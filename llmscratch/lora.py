@@ -8,9 +8,11 @@ rank ``r``::
 
 ``B`` starts at zero, so the adapted model starts exactly as the pretrained one; ``A``
 starts random (Kaiming-uniform, as ``nn.Linear`` and Hugging Face ``peft`` initialise
-it), so the gradient of ``B`` is not zero at the first step. The factor ``alpha / r``
-keeps the update's scale roughly independent of ``r`` when ``alpha`` is held fixed, so
-the learning rate need not be retuned for each rank. Trainable parameters per layer:
+it), so the gradient of ``B`` is not zero at the first step. Hu et al. chose the factor
+``alpha / r`` so that ``alpha`` need not be retuned when ``r`` changes; with Adam it does
+not make the update's scale rank-independent (the first step shrinks about like
+``1 / sqrt(r)``, measured in chapter 8; rsLoRA, Kalajdzievski 2023, scales by
+``alpha / sqrt(r)`` instead). Trainable parameters per layer:
 ``r * (in + out)`` instead of ``in * out``.
 
 The pieces: :class:`LoRALinear` (one wrapped layer, with :meth:`~LoRALinear.merge` /
