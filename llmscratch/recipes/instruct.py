@@ -156,6 +156,40 @@ class ExactMatchProbe:
             self.exact_match.setdefault(key, []).append(sum(values) / len(values))
 
 
+def fit_sft(model: GPT, tokenizer: AssistantTokenizer, train_set: SFTDataset, val_set: SFTDataset,
+            train_config: TrainConfig, *, text_ids, loss_before: float, progress: bool | None = None) -> dict:
+    """Fine-tune ``model`` in place with :func:`~llmscratch.objectives.next_token_loss`
+    and the :class:`ExactMatchProbe` on :data:`PROBE_PER_TASK` held-out prompts per
+    checkable task; return the measurements :func:`assistant_sft` records (see there).
+
+    ``text_ids`` is the held-out Tiny Shakespeare (nats per character are measured on it
+    after training); ``loss_before`` is the chapter 4 model's loss on it.
+    """
+    prompts = make_eval_prompts(PROBE_PER_TASK, task_words(), seed=PROBE_SEED, tasks=CHECKABLE_TASKS)
+    every = PROBE_EVERY if PROBE_EVERY % train_config.eval_interval == 0 else train_config.eval_interval
+    probe = ExactMatchProbe(tokenizer, prompts, every)
+    result = train(model, probe, train_set, val_set, train_config, progress=progress)
+    after = text_loss(model, text_ids)
+    after_old_vocab = text_loss(model, text_ids, vocab_limit=tokenizer.base_vocab_size)
+    return {**result.to_dict(), "n_train_examples": len(train_set), "n_train_targets": train_set.num_targets,
+            "probe_steps": probe.steps, "probe_exact_match": probe.exact_match,
+            "shakespeare_val_loss_before": loss_before,
+            "shakespeare_val_loss_after": after, "shakespeare_val_loss_after_old_vocab": after_old_vocab}
+
+
+def sft_key_parts(sft_config: SFTConfig, train_config: TrainConfig, train_set: SFTDataset, val_set: SFTDataset,
+                  tokenizer: AssistantTokenizer, base: GPT) -> dict:
+    """What a fine-tuning run's cache key covers: both configs, the data, the tokenizer and
+    the chapter 4 weights it starts from."""
+    return {
+        "sft": json.loads(json.dumps(sft_config.to_dict())),
+        "train": train_config.to_dict(),
+        "data": tensor_fingerprint(*train_set.tensors, *val_set.tensors),
+        "tokenizer": tokenizer.decode(range(tokenizer.vocab_size)),
+        "base_weights": tensor_fingerprint(*base.state_dict().values()),
+    }
+
+
 def assistant_tokenizer() -> AssistantTokenizer:
     """The book's assistant tokenizer: the chapter 4 characters + what the tasks need + 3 specials."""
     return AssistantTokenizer(shakespeare_char_data().vocab)
@@ -212,26 +246,11 @@ def assistant_sft(
     train_set, val_set = sft_datasets(tokenizer, sft_config, block_size)
     model = extend_vocab(base, tokenizer.vocab_size)  # deterministic: no random rows
 
-    probe_prompts = make_eval_prompts(PROBE_PER_TASK, task_words(), seed=PROBE_SEED, tasks=CHECKABLE_TASKS)
-    every = PROBE_EVERY if PROBE_EVERY % train_config.eval_interval == 0 else train_config.eval_interval
-
     def fit(m: GPT) -> dict:
-        probe = ExactMatchProbe(tokenizer, probe_prompts, every)
-        result = train(m, probe, train_set, val_set, train_config, progress=progress)
-        after = text_loss(m, data.val_ids)
-        after_old_vocab = text_loss(m, data.val_ids, vocab_limit=tokenizer.base_vocab_size)
-        return {**result.to_dict(), "n_train_examples": len(train_set), "n_train_targets": train_set.num_targets,
-                "probe_steps": probe.steps, "probe_exact_match": probe.exact_match,
-                "shakespeare_val_loss_before": base_meta["measurements"]["final_val"]["loss"],
-                "shakespeare_val_loss_after": after, "shakespeare_val_loss_after_old_vocab": after_old_vocab}
+        return fit_sft(m, tokenizer, train_set, val_set, train_config, text_ids=data.val_ids,
+                       loss_before=base_meta["measurements"]["final_val"]["loss"], progress=progress)
 
-    key_parts = {
-        "sft": json.loads(json.dumps(sft_config.to_dict())),
-        "train": train_config.to_dict(),
-        "data": tensor_fingerprint(*train_set.tensors, *val_set.tensors),
-        "tokenizer": tokenizer.decode(range(tokenizer.vocab_size)),
-        "base_weights": tensor_fingerprint(*base.state_dict().values()),
-    }
+    key_parts = sft_key_parts(sft_config, train_config, train_set, val_set, tokenizer, base)
     model, meta = train_or_load("assistant-sft", model, fit, key_parts, cache_dir=cache_dir,
                                 code_roots=("recipes.instruct",))
     model.eval()

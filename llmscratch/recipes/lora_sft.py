@@ -13,21 +13,17 @@ from the chapter 4 weights.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 
 from ..chat import AssistantTokenizer
-from ..checkpoint import tensor_fingerprint, train_or_load
+from ..checkpoint import train_or_load
 from ..gpt import GPT
 from ..lora import add_lora, count_trainable
-from ..sft import extend_vocab, text_loss
-from ..task_data import make_eval_prompts
-from ..tasks import CHECKABLE_TASKS
+from ..sft import extend_vocab
 from ..token_rows import train_new_token_rows
-from ..train import TrainConfig, train
+from ..train import TrainConfig
 from .adapt import LORA_TARGETS, LoRAConfig, adapter_view
-from .instruct import (PROBE_EVERY, PROBE_PER_TASK, PROBE_SEED, ExactMatchProbe, SFTConfig, sft_configs, sft_datasets,
-                       task_words)
+from .instruct import SFTConfig, fit_sft, sft_configs, sft_datasets, sft_key_parts
 from .pretrain import shakespeare_char_data, shakespeare_char_gpt
 
 
@@ -92,28 +88,13 @@ def lora_assistant_sft(
     train_new_token_rows(model, tokenizer.base_vocab_size)
     n_trainable, n_parameters = count_trainable(model)
 
-    probe_prompts = make_eval_prompts(PROBE_PER_TASK, task_words(), seed=PROBE_SEED, tasks=CHECKABLE_TASKS)
-    every = PROBE_EVERY if PROBE_EVERY % train_config.eval_interval == 0 else train_config.eval_interval
-
     def fit(_view) -> dict:
-        probe = ExactMatchProbe(tokenizer, probe_prompts, every)
-        result = train(model, probe, train_set, val_set, train_config, progress=progress)
-        return {**result.to_dict(), "n_train_examples": len(train_set), "n_train_targets": train_set.num_targets,
-                "probe_steps": probe.steps, "probe_exact_match": probe.exact_match,
-                "shakespeare_val_loss_before": base_meta["measurements"]["final_val"]["loss"],
-                "shakespeare_val_loss_after": text_loss(model, data.val_ids),
-                "shakespeare_val_loss_after_old_vocab": text_loss(model, data.val_ids,
-                                                                  vocab_limit=tokenizer.base_vocab_size),
-                "n_trainable": n_trainable, "n_parameters": n_parameters, "lora_layers": names}
+        measured = fit_sft(model, tokenizer, train_set, val_set, train_config, text_ids=data.val_ids,
+                           loss_before=base_meta["measurements"]["final_val"]["loss"], progress=progress)
+        return {**measured, "n_trainable": n_trainable, "n_parameters": n_parameters, "lora_layers": names}
 
-    key_parts = {
-        "lora": lora_config.to_dict(),
-        "sft": json.loads(json.dumps(sft_config.to_dict())),
-        "train": train_config.to_dict(),
-        "data": tensor_fingerprint(*train_set.tensors, *val_set.tensors),
-        "tokenizer": tokenizer.decode(range(tokenizer.vocab_size)),
-        "base_weights": tensor_fingerprint(*base.state_dict().values()),
-    }
+    key_parts = {"lora": lora_config.to_dict(),
+                 **sft_key_parts(sft_config, train_config, train_set, val_set, tokenizer, base)}
     name = f"assistant-sft-lora-{lora_config.targets}-r{lora_config.r}-s{lora_config.seed}"
     _, meta = train_or_load(name, adapter_view(model), fit, key_parts, cache_dir=cache_dir,
                             code_roots=("recipes.lora_sft",))
