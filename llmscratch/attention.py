@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .kv_cache import LayerKV
 from .validate import check_bool, check_float, check_float_tensor, check_positive_int
 
 
@@ -202,10 +203,15 @@ class CausalSelfAttention(nn.Module):
         self.resid_dropout = nn.Dropout(dropout)
 
     def forward(
-        self, x: Tensor, return_weights: bool = False
+        self, x: Tensor, return_weights: bool = False, cache: LayerKV | None = None
     ) -> Tensor | tuple[Tensor, Tensor]:
         """Attend over the sequence ``x`` of shape ``(B, T, C)``; returns ``y`` of
         shape ``(B, T, C)``.
+
+        With a ``cache`` (:class:`~llmscratch.kv_cache.LayerKV`, inference only), ``x``
+        holds only the new tokens, at positions ``cache.start ..``; their keys and
+        values are stored, and each new query attends to every stored key up to its
+        own position (``Tk = cache.start + T`` keys, weights ``(B, nh, T, Tk)``).
 
         With ``return_weights=True`` returns ``(y, weights)``, ``weights`` of shape
         ``(B, nh, T, T)``: the attention probabilities of every head (before dropout).
@@ -214,7 +220,8 @@ class CausalSelfAttention(nn.Module):
 
         Raises:
             TypeError: if ``x`` is not a floating-point tensor.
-            ValueError: if ``x`` is not 3-D with last dimension ``n_embd``.
+            ValueError: if ``x`` is not 3-D with last dimension ``n_embd``, or a cache is
+                given in training mode or overflows.
         """
         check_float_tensor("x", x)
         if x.dim() != 3 or x.shape[-1] != self.n_embd:
@@ -231,7 +238,19 @@ class CausalSelfAttention(nn.Module):
 
         dropout_p = self.dropout if self.training else 0.0
         weights = None
-        if self.use_fused and not return_weights:
+        if cache is not None:
+            if self.training:
+                raise ValueError("the KV cache is for inference: call model.eval() first")
+            start = cache.start
+            k, v = cache.update(k, v)  # (B, nh, start + T, hs): the stored tokens and these
+            # query i sits at position start + i and may attend to keys 0 .. start + i
+            mask = (torch.arange(start + T, device=x.device)[None, :]
+                    <= start + torch.arange(T, device=x.device)[:, None])  # (T, start + T)
+            if self.use_fused and not return_weights:
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            else:
+                y, weights = scaled_dot_product_attention(q, k, v, mask=mask, return_weights=True)
+        elif self.use_fused and not return_weights:
             # (B, nh, T, hs)
             y = F.scaled_dot_product_attention(
                 q, k, v, dropout_p=dropout_p, is_causal=True

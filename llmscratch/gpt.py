@@ -8,7 +8,9 @@ the published weights map key for key (the checkpoint stores Conv1D weights tran
 
 `GPT` follows the language-model contract of :mod:`llmscratch.lm` (a sequence model:
 ``forward(idx, targets=None) -> (logits (B, T, V), loss)``), so it shares the training
-loop, the sampler and the evaluation with the models of chapters 1-3.
+loop, the sampler and the evaluation with the models of chapters 1-3. Chapter 9 adds
+inference with a cache of keys and values (``forward(idx, cache=model.new_kv_cache(B))``,
+:mod:`llmscratch.kv_cache`).
 
 Notation used for tensor shapes: B batch, T sequence length (<= block_size),
 C = n_embd, nh = n_head, V = vocab_size.
@@ -32,6 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from .attention import CausalSelfAttention
+from .kv_cache import KVCache, LayerKV
 from .lm import LanguageModel
 from .positional import sinusoidal_positions
 from .validate import check_bool, check_choice, check_float, check_positive_int
@@ -163,12 +166,13 @@ class Block(nn.Module):
         self.mlp = MLP(config)
 
     def forward(
-        self, x: Tensor, return_weights: bool = False
+        self, x: Tensor, return_weights: bool = False, cache: LayerKV | None = None
     ) -> Tensor | tuple[Tensor, Tensor]:
         """``x`` ``(B, T, C)`` -> ``(B, T, C)``; with ``return_weights`` also the
-        attention weights ``(B, nh, T, T)``."""
+        attention weights ``(B, nh, T, T)``; ``cache``: this layer's keys and values
+        (:class:`~llmscratch.kv_cache.LayerKV`, see ``CausalSelfAttention.forward``)."""
         out = self.attn(
-            self.ln_1(x) if self.pre_norm else x, return_weights=return_weights
+            self.ln_1(x) if self.pre_norm else x, return_weights=return_weights, cache=cache
         )
         a, weights = out if return_weights else (out, None)  # a: (B, T, C)
         if self.pre_norm:
@@ -247,20 +251,20 @@ class GPT(LanguageModel):
 
     # -- forward -------------------------------------------------------------------
 
-    def _embed(self, idx: Tensor) -> Tensor:
+    def _embed(self, idx: Tensor, start: int = 0) -> Tensor:
         """Token + position embeddings ``(B, T, C)`` of checked ids ``idx``
-        ``(B, T)``."""
+        ``(B, T)`` at positions ``start .. start + T - 1``."""
         T = idx.shape[1]
         tok = self.transformer.wte(idx)  # (B, T, C)
         if self.config.pos_encoding == "learned":
-            pos = self.transformer.wpe(torch.arange(T, device=idx.device))  # (T, C)
+            pos = self.transformer.wpe(torch.arange(start, start + T, device=idx.device))  # (T, C)
         else:
-            pos = self.pos_table[:T]  # (T, C)
+            pos = self.pos_table[start:start + T]  # (T, C)
         # (B, T, C), positions broadcast over the batch
         return self.transformer.drop(tok + pos)
 
     def forward(
-        self, idx: Tensor, targets: Tensor | None = None
+        self, idx: Tensor, targets: Tensor | None = None, *, cache: KVCache | None = None
     ) -> tuple[Tensor, Tensor | None]:
         """Logits for the next token at every position, and the loss if targets are
         given.
@@ -269,6 +273,12 @@ class GPT(LanguageModel):
             idx: token ids ``(B, T)``, int64, ``T <= block_size``.
             targets: optional next-token ids ``(B, T)``; entries equal to -100 are
                 ignored (the prompt positions in supervised fine-tuning).
+            cache: a :class:`~llmscratch.kv_cache.KVCache` from :meth:`new_kv_cache`
+                (eval mode only): ``idx`` are then the tokens after the ``cache.length``
+                already read, at positions ``cache.length ..``; the cache stores their
+                keys and values and advances by ``T``. The logits equal those of the
+                uncached forward over the whole sequence, at the new positions, to float
+                rounding (chapter 9).
 
         Returns:
             ``(logits, loss)``: logits ``(B, T, V)`` (unnormalised log-probabilities);
@@ -279,15 +289,52 @@ class GPT(LanguageModel):
             TypeError, ValueError: as :meth:`~llmscratch.lm.LanguageModel.check_inputs`
                 (``idx`` not 2-D int64, ``T > block_size``, an id outside
                 ``[0, vocab_size)``, ``targets`` of another shape than ``idx``).
+            TypeError: ``cache`` not a KVCache.
+            ValueError: a cache of another batch size or number of layers, one that
+                would overflow ``block_size``, or a cache in training mode.
         """
         self.check_inputs(idx, targets)
-        x = self._embed(idx)  # (B, T, C)
-        for block in self.transformer.h:
-            x = block(x)  # (B, T, C)
+        start = 0
+        if cache is not None:
+            start = self._check_cache(cache, idx)
+        x = self._embed(idx, start)  # (B, T, C)
+        for i, block in enumerate(self.transformer.h):
+            x = block(x, cache=None if cache is None else cache.layers[i])  # (B, T, C)
+        if cache is not None:
+            cache.advance(idx.shape[1])
         x = self.transformer.ln_f(x)  # (B, T, C)
         logits = self.lm_head(x)  # (B, T, V)
 
         return logits, self.loss_from_logits(logits, targets)
+
+    def new_kv_cache(self, batch_size: int, max_len: int | None = None) -> KVCache:
+        """An empty :class:`~llmscratch.kv_cache.KVCache` for ``batch_size`` sequences
+        of up to ``max_len`` tokens (default and at most ``block_size``), in the dtype
+        and on the device of the weights.
+
+        Raises:
+            TypeError/ValueError: for a size that is not a positive int, or ``max_len >
+                block_size``.
+        """
+        c, p = self.config, self.lm_head.weight
+        max_len = c.block_size if max_len is None else check_positive_int("max_len", max_len)
+        if max_len > c.block_size:
+            raise ValueError(f"max_len={max_len} exceeds block_size={c.block_size}")
+        return KVCache(c.n_layer, batch_size, c.n_head, c.n_embd // c.n_head, max_len,
+                       dtype=p.dtype, device=p.device)
+
+    def _check_cache(self, cache: KVCache, idx: Tensor) -> int:
+        if not isinstance(cache, KVCache):
+            raise TypeError(f"cache must be a KVCache (model.new_kv_cache), got {type(cache).__name__}")
+        if self.training:
+            raise ValueError("the KV cache is for inference: call model.eval() first")
+        if cache.batch_size != idx.shape[0] or len(cache.layers) != self.config.n_layer:
+            raise ValueError(f"the cache is for {cache.batch_size} sequences and {len(cache.layers)} layers; "
+                             f"got {idx.shape[0]} sequences for {self.config.n_layer} layers")
+        if cache.length + idx.shape[1] > cache.max_len:
+            raise ValueError(f"the cache holds {cache.length} tokens; {idx.shape[1]} more exceed "
+                             f"its {cache.max_len} positions")
+        return cache.length
 
     def attention_maps(self, idx: Tensor) -> list[Tensor]:
         """The attention weights of every layer, for heatmaps.

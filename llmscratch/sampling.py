@@ -1,6 +1,7 @@
 """Autoregressive sampling: temperature, top-k and nucleus (top-p) filtering.
 
-Taught in chapter 1 and used unchanged by every later model. One step of generation
+Taught in chapter 1 and used by every later model (chapter 9 adds ``use_cache``, a cache
+of keys and values for the GPT: :mod:`llmscratch.kv_cache`). One step of generation
 is: crop the context to the model's window, run the model, take the logits of the
 last position, reshape the distribution (temperature, top-k, top-p), sample, append.
 
@@ -97,6 +98,7 @@ def generate(
     stop_id: int | None = None,
     pad_id: int | None = None,
     generator: torch.Generator | None = None,
+    use_cache: bool = False,
 ) -> torch.Tensor:
     """Extend each row of ``idx`` by up to ``max_new_tokens`` sampled tokens.
 
@@ -116,6 +118,13 @@ def generate(
         pad_id: left-padding token for fixed-window models given a prompt shorter than
             ``block_size``.
         generator: a seeded ``torch.Generator`` for reproducible samples.
+        use_cache: keep the keys and values of the tokens read so far
+            (:mod:`llmscratch.kv_cache`, chapter 9) and run the model only on the new
+            token at each step; the model must offer ``new_kv_cache`` (the GPT does).
+            The cache is used while the whole sequence fits in ``block_size``; after that
+            the window slides, every position changes, and each step reads the last
+            ``block_size`` tokens afresh, as without the cache. Same tokens as
+            ``use_cache=False`` up to float rounding of the logits.
 
     Returns:
         ``(B, T0 + n)`` int64 ids with ``n <= max_new_tokens``.
@@ -127,6 +136,7 @@ def generate(
         ValueError: for bad filter arguments, an empty prompt, ids outside the
             vocabulary, ``max_new_tokens < 0``, ``stop_id`` or ``pad_id`` outside the
             vocabulary, or a short prompt without ``pad_id`` for a window model.
+        TypeError: also for ``use_cache`` with a model without ``new_kv_cache``.
         FloatingPointError: if the model's logits at a step are not usable: NaN, +inf,
             or every logit of a row -inf (no token has any probability).
     """
@@ -147,12 +157,23 @@ def generate(
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
     model.context(idx, pad_id)  # fail early on a short prompt without pad_id
+    check_bool("use_cache", use_cache)
+    if use_cache and not callable(getattr(model, "new_kv_cache", None)):
+        raise TypeError(f"use_cache=True needs a model with new_kv_cache (a GPT); "
+                        f"{type(model).__name__} has none")
+    block_size = model.config.block_size
+    cache = (model.new_kv_cache(idx.shape[0], min(block_size, idx.shape[1] + max(max_new_tokens - 1, 0)))
+             if use_cache and idx.shape[1] <= block_size else None)
     was_training = model.training
     model.eval()
     finished = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
     try:
         for step in range(max_new_tokens):
-            logits = model.next_token_logits(idx, pad_id=pad_id)  # (B, V)
+            if cache is not None and idx.shape[1] <= cache.max_len:
+                # the tokens not yet in the cache: the prompt at step 0, then the last one
+                logits = model(idx[:, cache.length:], cache=cache)[0][:, -1]  # (B, V)
+            else:
+                logits = model.next_token_logits(idx, pad_id=pad_id)  # (B, V)
             _check_logits(logits, step)
             if greedy:
                 nxt = logits.argmax(dim=-1, keepdim=True)  # (B, 1)
