@@ -238,18 +238,8 @@ class CausalSelfAttention(nn.Module):
 
         dropout_p = self.dropout if self.training else 0.0
         weights = None
-        if cache is not None:
-            if self.training:
-                raise ValueError("the KV cache is for inference: call model.eval() first")
-            start = cache.start
-            k, v = cache.update(k, v)  # (B, nh, start + T, hs): the stored tokens and these
-            # query i sits at position start + i and may attend to keys 0 .. start + i
-            mask = (torch.arange(start + T, device=x.device)[None, :]
-                    <= start + torch.arange(T, device=x.device)[:, None])  # (T, start + T)
-            if self.use_fused and not return_weights:
-                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-            else:
-                y, weights = scaled_dot_product_attention(q, k, v, mask=mask, return_weights=True)
+        if cache is not None:  # generating with a cache of keys and values (chapter 9)
+            y, weights = self.attend_cached(q, k, v, cache, return_weights)
         elif self.use_fused and not return_weights:
             # (B, nh, T, hs)
             y = F.scaled_dot_product_attention(
@@ -265,3 +255,32 @@ class CausalSelfAttention(nn.Module):
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         y = self.resid_dropout(self.c_proj(y))  # (B, T, C)
         return (y, weights) if return_weights else y
+
+    def attend_cached(
+        self, q: Tensor, k: Tensor, v: Tensor, cache: LayerKV, return_weights: bool = False
+    ) -> tuple[Tensor, Tensor | None]:
+        """Attention of ``T`` new tokens over the stored ones and themselves (chapter 9).
+
+        ``q``, ``k``, ``v``: the new tokens' heads ``(B, nh, T, hs)``, at positions
+        ``cache.start .. cache.start + T - 1``. Their keys and values are stored in
+        ``cache``; query i may attend to keys ``0 .. cache.start + i``.
+
+        Returns:
+            ``(y, weights)``: ``y`` ``(B, nh, T, hs)``; ``weights`` ``(B, nh, T, Tk)`` with
+            ``Tk = cache.start + T`` if ``return_weights`` (or if the module does not use
+            the fused kernel), else None.
+
+        Raises:
+            ValueError: in training mode (the cache is for inference), or when the new
+                tokens overflow the cache.
+        """
+        if self.training:
+            raise ValueError("the KV cache is for inference: call model.eval() first")
+        T, start = q.shape[2], cache.start
+        k, v = cache.update(k, v)  # (B, nh, start + T, hs): the stored tokens and the new
+        # query i sits at position start + i and may attend to keys 0 .. start + i
+        keys = torch.arange(start + T, device=q.device)
+        mask = keys[None, :] <= start + torch.arange(T, device=q.device)[:, None]  # (T, start + T)
+        if self.use_fused and not return_weights:
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask), None
+        return scaled_dot_product_attention(q, k, v, mask=mask, return_weights=True)

@@ -3,7 +3,8 @@
 Two commands, both with the book's `GPT`, its byte-level BPE (`ByteBPETokenizer` with
 GPT-2's ranks) and its sampler (`llmscratch.sampling.generate`):
 
-* ``generate``: continue a prompt and report the speed in tokens per second;
+* ``generate``: continue a prompt and report the speed in tokens per second (with the
+  KV cache of :mod:`llmscratch.kv_cache` unless ``--no-cache``);
 * ``bpc``: held-out bits per character on Tiny Shakespeare's last 10%, the text every
   chapter holds out, in the unit chapter 4's character model is measured in.
 
@@ -66,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--top-k", type=_positive(int), default=40, help="sample from the k likeliest tokens (default: 40)")
     gen.add_argument("--greedy", action="store_true", help="take the likeliest token instead of sampling")
     gen.add_argument("--seed", type=int, default=0, help="seed of the sampler (default: 0)")
+    gen.add_argument("--no-cache", action="store_true",
+                     help="rerun the model over the whole context for every token (no KV cache; slower, same text)")
 
     bpc = commands.add_parser("bpc", help="held-out bits per character on Tiny Shakespeare's last 10%%")
     bpc.add_argument("--model", default="gpt2", help=model_help + " (default: gpt2)")
@@ -93,12 +96,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         t0 = time.perf_counter()
         with torch.no_grad():
             out = generate(model, idx, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
-                           greedy=args.greedy, generator=generator)
+                           greedy=args.greedy, generator=generator, use_cache=not args.no_cache)
         seconds = time.perf_counter() - t0
         new = out.shape[1] - idx.shape[1]
         print(tokenizer.decode(out[0].tolist()))
         result = {"model": str(args.model), "load_seconds": load_seconds, "new_tokens": new,
-                  "generate_seconds": seconds, "tokens_per_second": new / seconds}
+                  "kv_cache": not args.no_cache, "generate_seconds": seconds, "tokens_per_second": new / seconds}
         print(f"\n{new} tokens in {seconds:.1f} s ({new / seconds:.1f} tokens/s); weights loaded in "
               f"{load_seconds:.1f} s", file=sys.stderr)
     else:

@@ -294,12 +294,11 @@ class GPT(LanguageModel):
                 would overflow ``block_size``, or a cache in training mode.
         """
         self.check_inputs(idx, targets)
-        start = 0
-        if cache is not None:
-            start = self._check_cache(cache, idx)
+        start = 0 if cache is None else self._check_cache(cache, idx)  # chapter 9's KV cache
+        layer_caches = [None] * len(self.transformer.h) if cache is None else cache.layers
         x = self._embed(idx, start)  # (B, T, C)
-        for i, block in enumerate(self.transformer.h):
-            x = block(x, cache=None if cache is None else cache.layers[i])  # (B, T, C)
+        for block, layer_cache in zip(self.transformer.h, layer_caches):
+            x = block(x, cache=layer_cache)  # (B, T, C)
         if cache is not None:
             cache.advance(idx.shape[1])
         x = self.transformer.ln_f(x)  # (B, T, C)

@@ -213,7 +213,11 @@ def test_cli_generate_and_bpc_with_weights(tiny_gpt2_folder, mirror_dir, capsys)
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("ROMEO:")
     result = json.loads(out[-1])
-    assert result["new_tokens"] == 5 and result["tokens_per_second"] > 0
+    assert result["new_tokens"] == 5 and result["tokens_per_second"] > 0 and result["kv_cache"]
+    assert cli.main(["generate", "ROMEO:", "--model", str(tiny_gpt2_folder), "--max-new-tokens", "5",
+                     "--no-cache", "--json"]) == 0
+    uncached = capsys.readouterr().out.splitlines()
+    assert uncached[0] == out[0] and not json.loads(uncached[-1])["kv_cache"]  # same text, sampled
     assert cli.main(["bpc", "--model", str(tiny_gpt2_folder), "--max-chars", "500", "--json"]) == 0
     result = json.loads(capsys.readouterr().out.splitlines()[-1])
     # a random model is near uniform over 50,257 ids: about log2(50257) bits per token
