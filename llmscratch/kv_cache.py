@@ -23,7 +23,7 @@ writes the new keys and values in place and returns views of the filled part. Th
 cache belongs to one sequence batch: :class:`~llmscratch.gpt.GPT` advances it by the
 number of tokens it has read (:meth:`KVCache.advance`).
 
-Sources: the incremental decoding of Vaswani et al. 2017's decoder; Pope et al. 2022,
+Sources: the incremental decoding of Vaswani et al. 2017's decoder; Pope et al. 2023,
 "Efficiently Scaling Transformer Inference" (the cache's memory cost,
 ``2 * n_layer * B * T * C`` numbers).
 """
