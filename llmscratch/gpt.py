@@ -290,8 +290,9 @@ class GPT(LanguageModel):
                 (``idx`` not 2-D int64, ``T > block_size``, an id outside
                 ``[0, vocab_size)``, ``targets`` of another shape than ``idx``).
             TypeError: ``cache`` not a KVCache.
-            ValueError: a cache of another batch size or number of layers, one that
-                would overflow ``block_size``, or a cache in training mode.
+            ValueError: a cache of another batch size or number of layers, new tokens
+                that would overflow the cache's ``max_len``, or a cache in training
+                mode (nothing is stored then).
         """
         self.check_inputs(idx, targets)
         start = 0 if cache is None else self._check_cache(cache, idx)  # chapter 9's KV cache
