@@ -7,11 +7,14 @@ so that it really trains, chooses the decision threshold on the validation set (
 balanced accuracy, as the chapter does, for the GPT and for TF-IDF alike) and scores the
 test set and the balanced test set once:
 
-    python benchmarks/classify.py                  # about a minute on 2 idle CPU cores
+    python benchmarks/classify.py                  # about 3 minutes on 2 idle CPU cores
     python benchmarks/classify.py --cache-dir DIR  # reuse a trained model
 
-Then chapter 8's LoRA run (attention layers, r = 8, the first window only) and full
-fine-tuning on the same data, steps and batches, both scored the same way.
+Then chapter 8's LoRA run (attention layers, r = 8, the first window only, at its
+learning rate of 1e-2: ``recipes.adapt.lora_classifier_train_config``) and chapter 7's
+full fine-tuning (3e-3) on the same data, steps and batches, both scored the same way,
+each at seeds 0, 1 and 2 (the head, the LoRA factors and the batch order); the target is
+on the mean over seeds, since one seed's difference is about the size of the noise.
 
 Targets (issue 14): balanced test accuracy >= 98% for the best fine-tuned model
 (Raschka's GPT-2 124M: 95.67%); the fine-tuned GPT within 1 point of, or above, the
@@ -48,6 +51,7 @@ TARGET_BALANCED_ACCURACY = 0.98
 TARGET_GAP_TO_TFIDF = 0.01
 TARGET_LORA_GAP = 0.01
 TARGET_LORA_SHARE = 0.05
+SEEDS = (0, 1, 2)  # LoRA against full fine-tuning: the mean over these seeds meets the target
 THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.05), 2)
 
 
@@ -67,8 +71,9 @@ def main(argv=None) -> int:
         start = time.perf_counter()
         model, meta = spam_classifier(config, cache_dir=args.cache_dir or tmp)
         seconds = time.perf_counter() - start
-        full, full_meta = spam_classifier(ClassifierConfig(), cache_dir=args.cache_dir or tmp)
-        lora, lora_meta = lora_spam_classifier(LoRAConfig(r=8, targets="attn"), cache_dir=args.cache_dir or tmp)
+        pairs = [(spam_classifier(ClassifierConfig(seed=s), cache_dir=args.cache_dir or tmp),
+                  lora_spam_classifier(LoRAConfig(r=8, targets="attn", seed=s), cache_dir=args.cache_dir or tmp))
+                 for s in SEEDS]
     m = meta["measurements"]
     print(f"{config.name}: {m['n_trainable']:,} trainable parameters, {m['train_seconds']:.1f} s of training "
           f"({'from cache' if meta['from_cache'] else 'trained now'}), {seconds:.1f} s in all")
@@ -95,15 +100,22 @@ def main(argv=None) -> int:
         print(f"{name:>6}: threshold {th:.2f} (validation), test accuracy {out[f'{name}_test_test_accuracy']:.1%}, "
               f"balanced test accuracy {out[f'{name}_balanced_test_accuracy']:.1%}")
     one = spam_data(1)
-    for name, m_, meta_ in (("full_finetune", full, full_meta), ("lora", lora, lora_meta)):
-        th = choose_threshold(predict_proba(m_, one.val)[:, 1].numpy(), y_val)
-        acc = accuracy_score(truth["balanced"], predict_proba(m_, one.balanced_test)[:, 1].numpy() > th)
-        mm = meta_["measurements"]
-        out[f"{name}_balanced_test_accuracy"] = round(acc, 4)
+    for name, k in (("full_finetune", 0), ("lora", 1)):
+        accs = []
+        for seed, pair in zip(SEEDS, pairs):
+            m_, meta_ = pair[k]
+            th = choose_threshold(predict_proba(m_, one.val)[:, 1].numpy(), y_val)
+            accs.append(accuracy_score(truth["balanced"], predict_proba(m_, one.balanced_test)[:, 1].numpy() > th))
+            mm = meta_["measurements"]
+            print(f"{name:>13} seed {seed}: {mm['n_trainable']:,} trainable "
+                  f"({mm['n_trainable'] / mm['n_parameters']:.1%}), {mm['train_seconds']:.0f} s, "
+                  f"threshold {th:.2f}, balanced test accuracy {accs[-1]:.1%}")
+        out[f"{name}_balanced_test_accuracy_per_seed"] = [round(a, 4) for a in accs]
+        out[f"{name}_balanced_test_accuracy"] = round(float(np.mean(accs)), 4)
         out[f"{name}_trainable_share"] = round(mm["n_trainable"] / mm["n_parameters"], 4)
         out[f"{name}_train_seconds"] = round(mm["train_seconds"], 1)
-        print(f"{name:>13}: {mm['n_trainable']:,} trainable ({out[f'{name}_trainable_share']:.1%}), "
-              f"threshold {th:.2f}, balanced test accuracy {acc:.1%}")
+        print(f"{name:>13}: balanced test accuracy {np.mean(accs):.1%} mean over seeds {list(SEEDS)} "
+              f"(range {min(accs):.1%} to {max(accs):.1%})")
     checks = {
         "balanced_accuracy_ge_98": out["gpt_balanced_test_accuracy"] >= TARGET_BALANCED_ACCURACY,
         "gpt_within_1_point_of_tfidf":

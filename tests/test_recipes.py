@@ -305,6 +305,18 @@ def test_lora_spam_classifier_caches_only_the_adapter_and_the_head(tmp_path, mir
     assert meta2["measurements"]["n_trainable"] < 0.05 * meta2["measurements"]["n_parameters"]
 
 
+def test_lora_classifier_train_config_is_chapter_7s_at_a_higher_rate():
+    import dataclasses
+
+    from llmscratch.recipes.adapt import lora_classifier_train_config
+    from llmscratch.recipes.classify import classifier_train_config
+
+    lora, full = lora_classifier_train_config(3), classifier_train_config(3)
+    assert (lora.lr, lora.min_lr, lora.seed) == (1e-2, 1e-3, 3)
+    assert dataclasses.replace(lora, lr=full.lr, min_lr=full.min_lr) == full  # only the rate differs
+    assert lora_classifier_train_config() is not lora_classifier_train_config()  # fresh objects
+
+
 def test_lora_assistant_sft_caches_only_the_trainable_tensors(tmp_path, mirror_dir):
     from safetensors.torch import load_file
 
