@@ -1,7 +1,7 @@
 """Chapter 9: loading GPT-2 small and generating with the book's code, and the BPE GPT run.
 
     python benchmarks/gpt2.py                 # GPT-2 weights from $LLMSCRATCH_GPT2_DIR/gpt2 if there
-    python benchmarks/gpt2.py --train         # also train the BPE GPT into an empty cache (about 3 min)
+    python benchmarks/gpt2.py --train         # also train the BPE GPT into an empty cache (about 1 min)
 
 Loading and generation: with the published weights (``$LLMSCRATCH_GPT2_DIR/gpt2``, see
 ``llmscratch.gpt2``) it times ``load_gpt2`` and 40 sampled tokens after a 6-token prompt
