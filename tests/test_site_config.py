@@ -148,6 +148,44 @@ def test_toc_pages_exist_and_chapter_names_are_stable():
         assert name in _toc_files()
 
 
+SHOWN_LINE_LIMIT = 88  # characters: wider lines need a horizontal scrollbar in the column
+
+
+def _shown_code_lines(page: Path):
+    """(line number, text) of the code a reader sees: cells not tagged remove-cell/-input,
+    without their YAML metadata block (alt texts and captions are not code)."""
+    lines = page.read_text().split("\n")
+    i = 0
+    while i < len(lines):
+        if lines[i].startswith("```{code-cell}"):
+            j = i + 1
+            header = []
+            if j < len(lines) and lines[j] == "---":  # a YAML block up to the next ---
+                j += 1
+                while lines[j] != "---":
+                    header.append(lines[j])
+                    j += 1
+                j += 1
+            while j < len(lines) and lines[j].startswith(":"):  # short-form options
+                header.append(lines[j])
+                j += 1
+            end = j
+            while not lines[end].startswith("```"):
+                end += 1
+            if not any(t in " ".join(header) for t in ("remove-cell", "remove-input")):
+                yield from ((n + 1, lines[n]) for n in range(j, end))
+            i = end
+        i += 1
+
+
+def test_shown_code_fits_the_page_column():
+    pages = sorted((ROOT / "book").glob("[0-9][0-9]-*.md"))
+    assert pages
+    long = [f"{p.name}:{n}: {len(text)} characters" for p in pages
+            for n, text in _shown_code_lines(p) if len(text) > SHOWN_LINE_LIMIT]
+    assert not long, "\n".join(long)
+
+
 def test_api_page_documents_every_module():
     text = ext.api_markdown("llmscratch")
     package = ROOT / "llmscratch"
