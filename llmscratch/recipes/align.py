@@ -55,9 +55,11 @@ def dpo_configs(beta: float = MAIN_BETA) -> tuple[PreferenceDataConfig, DPOConfi
     decay (it would pull the policy towards zero, not towards the reference), the whole
     held-out set scored every 20 steps, no estimate on training pairs. Held-out
     preference accuracy is above 90% after 20 steps; training longer keeps widening
-    the margins while the policy drifts from the reference. Measured at 150 steps: the
-    per-token KL on held-out responses reached 0.5 nats with beta 0.1 (0.2 with beta
-    0.5, against 0.058 at 80 steps), exact match fell below the SFT model's, and
+    the margins while the policy drifts from the reference. Measured when these settings
+    were chosen (an earlier build on another machine; chapter 6 prints the current
+    run's numbers), at 150 steps: the per-token KL on held-out responses reached 0.5
+    nats with beta 0.1 (0.2 with beta 0.5, against 0.058 at 80 steps), exact match fell
+    below the SFT model's, and
     requests to be rude got "Gladly: ..." nonsense instead of the refusal; at 3e-4 the
     policy repeated "Gladly" without end. So the run is kept short.
     """
