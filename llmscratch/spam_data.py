@@ -3,9 +3,12 @@
 Taught in chapter 7. The corpus (Almeida, Gómez Hidalgo and Yamakami 2011) holds 5,574
 text messages labelled ``ham`` or ``spam``; 403 of them are exact repeats of another
 message (the same advert sent many times, "Sorry, I'll call later"), always with the
-same label. A split of the raw rows would put copies of one message on both sides and
-let a model score test items it has memorised, so :func:`load_sms_spam` keeps the first
-occurrence of each text, and :func:`spam_splits` splits the distinct messages.
+same label, and 84 more are near copies: the same letters with another phone number,
+price, case, spacing or punctuation (the same advert with a curly quote, "Ok..." and
+"Ok"). A split of the raw rows would put copies of one message on both sides and let a
+model score test items it has memorised, so :func:`load_sms_spam` keeps the first
+occurrence of each :func:`near_duplicate_key`, and :func:`spam_splits` splits the
+distinct messages.
 
 The baselines a fine-tuned model has to beat are here too: :func:`majority_baseline`
 (always predict the commoner class) and :func:`tfidf_baseline` (scikit-learn's TF-IDF
@@ -14,6 +17,7 @@ over character n-grams, then logistic regression).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,19 +36,33 @@ CITATION = ("Almeida, T. A., Gómez Hidalgo, J. M., and Yamakami, A. (2011). Con
             "Symposium on Document Engineering (DocEng'11), 259-262.")
 
 
-def load_sms_spam() -> tuple[pd.DataFrame, int]:
-    """The distinct messages of the corpus, and how many repeated rows were dropped.
+def near_duplicate_key(text: str) -> str:
+    """What two messages must share to count as one: their letters a-z, lower-cased
+    (digits, spaces, punctuation and other characters dropped), or the whole text if it
+    has no such letter (``":-)"``).
+
+    Raises:
+        TypeError: if ``text`` is not a str.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    return re.sub(r"[^a-z]", "", text.lower()) or text
+
+
+def load_sms_spam() -> tuple[pd.DataFrame, int, int]:
+    """The distinct messages of the corpus, and how many rows were dropped as copies.
 
     Returns:
-        ``(frame, n_duplicates)``: ``frame`` has columns ``text`` (str) and ``label``
-        (0 = ham, 1 = spam), one row per distinct text, in file order (first
-        occurrence kept); ``n_duplicates`` is the number of rows dropped.
+        ``(frame, n_repeats, n_near)``: ``frame`` has columns ``text`` (str) and
+        ``label`` (0 = ham, 1 = spam), one row per :func:`near_duplicate_key`, in file
+        order (first occurrence kept); ``n_repeats`` rows were dropped as exact repeats
+        of an earlier text, ``n_near`` more as near copies (another text, the same key).
 
     Raises:
         ~llmscratch.sources.DataDownloadError: the file could not be obtained
             (:func:`llmscratch.data.fetch`).
-        ValueError: a line that is not ``label<TAB>text`` with a known label, or one text
-            with two labels.
+        ValueError: a line that is not ``label<TAB>text`` with a known label, or one
+            key with two labels.
     """
     rows = []
     with open(fetch("sms_spam"), encoding="utf-8") as f:
@@ -54,10 +72,12 @@ def load_sms_spam() -> tuple[pd.DataFrame, int]:
                 raise ValueError(f"sms_spam line {number} is not 'ham|spam<TAB>text': {line[:60]!r}")
             rows.append((text, LABELS.index(label)))
     frame = pd.DataFrame(rows, columns=["text", "label"])
-    if (frame.groupby("text")["label"].nunique() > 1).any():
-        raise ValueError("a text occurs with both labels; the corpus is not the expected file")
-    distinct = frame.drop_duplicates("text", keep="first").reset_index(drop=True)
-    return distinct, len(frame) - len(distinct)
+    keys = frame["text"].map(near_duplicate_key)
+    if (frame.groupby(keys)["label"].nunique() > 1).any():
+        raise ValueError("two copies of one message carry both labels; the corpus is not the expected file")
+    n_texts = frame["text"].nunique()
+    distinct = frame[~keys.duplicated(keep="first")].reset_index(drop=True)
+    return distinct, len(frame) - n_texts, n_texts - len(distinct)
 
 
 @dataclass(frozen=True)
@@ -65,13 +85,15 @@ class SpamSplits:
     """Stratified train / validation / test parts of the distinct messages (frames as
     :func:`load_sms_spam`'s), plus ``balanced_test``: every spam message of ``test`` and
     as many ham messages drawn from ``test`` at random, as Raschka's chapter 6 balances
-    its splits. ``n_duplicates`` repeats were dropped before splitting."""
+    its splits. ``n_repeats`` exact repeats and ``n_near`` near copies were dropped
+    before splitting (:func:`load_sms_spam`)."""
 
     train: pd.DataFrame
     val: pd.DataFrame
     test: pd.DataFrame
     balanced_test: pd.DataFrame
-    n_duplicates: int
+    n_repeats: int
+    n_near: int
 
 
 def spam_splits(*, val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0) -> SpamSplits:
@@ -90,7 +112,7 @@ def spam_splits(*, val_fraction: float = 0.1, test_fraction: float = 0.2, seed: 
     check_float("test_fraction", test_fraction, minimum=0.0, maximum=0.5, min_inclusive=False,
                 max_inclusive=False)
     check_int("seed", seed, minimum=0)
-    frame, n_duplicates = load_sms_spam()
+    frame, n_repeats, n_near = load_sms_spam()
     rest, test = train_test_split(frame, test_size=test_fraction, stratify=frame["label"],
                                   random_state=seed)
     train, val = train_test_split(rest, test_size=val_fraction / (1 - test_fraction),
@@ -99,7 +121,7 @@ def spam_splits(*, val_fraction: float = 0.1, test_fraction: float = 0.2, seed: 
     ham = test[test["label"] == 0].sample(n=len(spam), random_state=seed)
     balanced = pd.concat([spam, ham]).sort_index()
     parts = [p.sort_index().reset_index(drop=True) for p in (train, val, test)]
-    return SpamSplits(*parts, balanced.reset_index(drop=True), n_duplicates)
+    return SpamSplits(*parts, balanced.reset_index(drop=True), n_repeats, n_near)
 
 
 def majority_baseline(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:

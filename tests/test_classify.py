@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from llmscratch.classify import (ClassificationDataset, ClassificationObjective, ClassifierVocab, GPTClassifier,
                                  predict_proba, set_trainable)
 from llmscratch.gpt import GPT, GPTConfig
-from llmscratch.spam_data import load_sms_spam, majority_baseline, spam_splits
+from llmscratch.spam_data import load_sms_spam, majority_baseline, near_duplicate_key, spam_splits
 from llmscratch.vocab import CharVocab
 
 BASE = CharVocab(list(" abcdefghijklmnopqrstuvwxyz.!"))
@@ -24,15 +24,31 @@ def splits():
 
 
 def test_the_corpus_is_deduplicated_and_the_splits_share_no_message(splits):
-    frame, n_duplicates = load_sms_spam()
-    assert len(frame) + n_duplicates == 5574 and frame["text"].is_unique
-    assert n_duplicates == 403 and int(frame["label"].sum()) == 653
+    frame, n_repeats, n_near = load_sms_spam()
+    assert len(frame) + n_repeats + n_near == 5574 and frame["text"].is_unique
+    assert (n_repeats, n_near) == (403, 84) and (splits.n_repeats, splits.n_near) == (403, 84)
+    keys = frame["text"].map(near_duplicate_key)
+    assert keys.is_unique
     parts = {"train": splits.train, "val": splits.val, "test": splits.test}
     texts = {name: set(p["text"]) for name, p in parts.items()}
     assert sum(map(len, texts.values())) == len(frame)  # a partition of the distinct texts
     assert not texts["train"] & texts["val"] and not texts["train"] & texts["test"]
     assert not texts["val"] & texts["test"]
     assert set(splits.balanced_test["text"]) <= texts["test"]
+    # no near copy either: no two parts share a message's letters
+    key_sets = {name: set(p["text"].map(near_duplicate_key)) for name, p in parts.items()}
+    assert not key_sets["train"] & key_sets["val"] and not key_sets["train"] & key_sets["test"]
+    assert not key_sets["val"] & key_sets["test"]
+
+
+def test_near_duplicate_key_ignores_case_digits_spacing_and_punctuation():
+    advert = "Win the newest \u201cHarry Potter\u201d! Call 09061 now, only \u00a31.50"
+    assert near_duplicate_key(advert) == near_duplicate_key('WIN the newest "Harry Potter"! Call 0800 now, only 2.00')
+    assert near_duplicate_key("Ok...") == near_duplicate_key("ok") == "ok"
+    assert near_duplicate_key(":-)") == ":-)" and near_duplicate_key(":)") != near_duplicate_key(":-)")
+    assert near_duplicate_key("Ok lar") != near_duplicate_key("Ok later")
+    with pytest.raises(TypeError, match="text"):
+        near_duplicate_key(3)
 
 
 def test_splits_are_stratified_seeded_and_the_balanced_test_is_balanced(splits):
