@@ -25,7 +25,8 @@ def words():
 @pytest.fixture(scope="module")
 def sft_train(words):
     cfg, _ = instruct.sft_configs()
-    examples = task_data.make_sft_examples(cfg.n_train, words, seed=cfg.data_seed, mix=cfg.mix)
+    examples, _ = instruct.sft_examples(cfg)
+    assert cfg.include_handmade
     return examples + list(task_data.HANDMADE)
 
 
@@ -57,7 +58,7 @@ def test_no_eval_prompt_is_a_training_instruction(words, sft_train, dpo_pairs):
 
 def test_sft_validation_examples_are_not_training_examples(words, sft_train):
     cfg, _ = instruct.sft_configs()
-    val = task_data.make_sft_examples(cfg.n_val, words, seed=cfg.data_seed + 1, mix=cfg.mix, split="heldout")
+    _, val = instruct.sft_examples(cfg)
     train_instructions = {e.instruction for e in sft_train}
     assert not [e for e in val if e.instruction in train_instructions]
     rude_train = {e.response for e in sft_train if e.style == "rude"}

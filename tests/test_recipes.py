@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import math
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -26,7 +28,7 @@ from llmscratch.recipes import align, instruct, pretrain
 from llmscratch.recipes import ShakespeareData, shakespeare_char_data, shakespeare_gpt_configs
 from llmscratch.sft import text_loss
 from llmscratch.task_data import HANDMADE
-from llmscratch.tasks import PAIR_KINDS, TaskWords
+from llmscratch.tasks import PAIR_KINDS, TASKS, TaskWords
 from llmscratch.train import TrainConfig, TrainResult, train
 from llmscratch.windows import TokenStream
 
@@ -148,6 +150,25 @@ def test_sft_configs():
     with pytest.raises(TypeError, match="include_handmade"):
         recipes.SFTConfig(include_handmade=1)
     assert recipes.SFTConfig(mix={"good": 1.0, "terse": 0.0, "wrong": 0.0, "rude": 0.0}).mix.good == 1.0
+    with pytest.raises(TypeError, match="tasks"):
+        recipes.SFTConfig(tasks="compare")
+    with pytest.raises(TypeError, match="tasks"):
+        recipes.SFTConfig(tasks=("compare", 1))
+    with pytest.raises(ValueError, match="tasks"):
+        recipes.SFTConfig(tasks=())
+    with pytest.raises(ValueError, match="tasks"):
+        recipes.SFTConfig(tasks=("divide",))
+    assert recipes.SFTConfig(tasks=["add", "add"]).tasks == ("add", "add")  # a list from JSON
+
+
+def test_sft_task_cycle_gives_compare_twice_the_share():
+    config = recipes.SFTConfig(n_train=100, n_val=18)
+    assert config.tasks.count("compare") == 2 and set(config.tasks) == set(TASKS)
+    train, val = recipes.sft_examples(config)
+    counts = Counter(e.task for e in train)
+    assert counts["compare"] == 20 and all(counts[t] == 10 for t in TASKS if t != "compare")
+    assert Counter(e.task for e in val) == {t: 2 for t in TASKS}  # held out: every task once
+    assert recipes.SFTConfig(**json.loads(json.dumps(config.to_dict()))) == config
 
 
 def test_task_words_and_datasets(task_words):

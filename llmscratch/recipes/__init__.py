@@ -17,7 +17,8 @@ below are re-exported for the pages' convenience (documented in their own module
 """
 
 from .align import BETAS, MAIN_BETA, PreferenceDataConfig, assistant_dpo, dpo_configs, preference_datasets
-from .instruct import SFTConfig, assistant_sft, assistant_tokenizer, sft_configs, sft_datasets, task_words
+from .instruct import (SFTConfig, assistant_sft, assistant_tokenizer, sft_configs, sft_datasets, sft_examples,
+                       task_words)
 from .pretrain import (
     TRAIN_FRACTION,
     NamesData,

@@ -23,10 +23,15 @@ from ..gpt import GPT
 from ..objectives import next_token_loss
 from ..sft import LOSS_ON, SFTDataset, extend_vocab, text_loss
 from ..task_data import HANDMADE, make_eval_prompts, make_sft_examples
-from ..tasks import CHECKABLE_TASKS, QualityMix, TaskWords
+from ..task_records import Example
+from ..tasks import CHECKABLE_TASKS, TASKS, QualityMix, TaskWords
 from ..train import TrainConfig, train
 from ..validate import check_bool, check_choice, check_int, check_positive_int
 from .pretrain import shakespeare_char_data, shakespeare_char_gpt
+
+SFT_TASK_CYCLE = TASKS + ("compare",)
+"""The tasks of the training examples, in turn: every task once and ``compare`` twice,
+so ``compare`` has 2 of every 10 examples and each other task 1 (see :func:`sft_configs`)."""
 
 
 @dataclass
@@ -43,9 +48,14 @@ class SFTConfig:
         mix: response styles of the data.
         loss_on: ``"response"`` or ``"all"`` (see :class:`SFTDataset`).
         include_handmade: add the hand-made examples to the training set.
+        tasks: the task cycle of the training examples (example ``i`` has task
+            ``tasks[i % len(tasks)]``; a task named twice gets twice the share). The
+            held-out examples take every task once, in turn.
 
     Raises:
-        ValueError: for a count below 1 or an unknown ``loss_on``.
+        ValueError: for a count below 1, an unknown ``loss_on``, or ``tasks`` empty or
+            naming an unknown task.
+        TypeError: for ``tasks`` that is not a tuple or list of str.
     """
 
     n_train: int = 25_600
@@ -54,6 +64,7 @@ class SFTConfig:
     mix: QualityMix = field(default_factory=QualityMix)
     loss_on: str = "response"
     include_handmade: bool = True
+    tasks: tuple[str, ...] = SFT_TASK_CYCLE
 
     def __post_init__(self) -> None:
         for name in ("n_train", "n_val"):
@@ -61,6 +72,14 @@ class SFTConfig:
         check_int("data_seed", self.data_seed, minimum=0)
         check_choice("loss_on", self.loss_on, LOSS_ON)
         check_bool("include_handmade", self.include_handmade)
+        if isinstance(self.tasks, str) or not isinstance(self.tasks, (tuple, list)):
+            raise TypeError(f"tasks must be a tuple of task names, got {type(self.tasks).__name__}")
+        if not self.tasks:
+            raise ValueError(f"tasks must name at least one of {TASKS}")
+        for t in self.tasks:
+            if not isinstance(t, str):
+                raise TypeError(f"tasks must hold str task names, got {type(t).__name__} {t!r}")
+        self.tasks = tuple(check_choice("tasks[i]", t, TASKS) for t in self.tasks)
         if isinstance(self.mix, dict):
             self.mix = QualityMix(**self.mix)
 
@@ -81,6 +100,16 @@ def sft_configs() -> tuple[SFTConfig, TrainConfig]:
     these settings, and at 1e-3 for 500 steps reading never appeared. The format is
     learnt at once (a 50-step run already ends 100% of held-out responses with the
     end token).
+
+    The task cycle (:data:`SFT_TASK_CYCLE`) names ``compare`` twice. Chosen in trials
+    scored on three draws of held-out prompts with training phrasings (seeds 0, 7 and
+    11, 60 prompts per task; not the pages' draw alone), run when the cycle was chosen
+    (chapter 5 prints the current run's numbers). With every task once, training seed 0
+    reached ``compare`` 80%, ``first`` 95%, ``last`` 97%, ``upper`` 93%. With
+    ``compare`` twice, at the same 2,400 steps, training seeds 0 and 1 reached
+    ``compare`` 88% and 93%, ``first`` 100% and 98%, ``last`` 100% and 98%, ``upper``
+    93% and 88%. With ``compare`` three times, ``compare`` reached 93% and 95% but
+    ``first`` fell to 90% in both.
     """
     data = SFTConfig()
     optim = TrainConfig(max_steps=2400, batch_size=32, lr=4e-3, warmup_steps=20, weight_decay=0.1,
@@ -95,14 +124,23 @@ def task_words() -> TaskWords:
     return TaskWords.from_text(load_text("tinyshakespeare"))
 
 
-def sft_datasets(tokenizer: AssistantTokenizer, config: SFTConfig, block_size: int) -> tuple[SFTDataset, SFTDataset]:
-    """Training and held-out :class:`~llmscratch.sft.SFTDataset` of ``config``."""
+def sft_examples(config: SFTConfig) -> tuple[list[Example], list[Example]]:
+    """``(generated training examples, held-out examples)`` of ``config``: the examples
+    :func:`sft_datasets` encodes, less the hand-made ones it adds to training
+    (:data:`~llmscratch.task_data.HANDMADE`, if ``config.include_handmade``)."""
     words = task_words()
-    train_examples = make_sft_examples(config.n_train, words, seed=config.data_seed, mix=config.mix)
-    if config.include_handmade:
-        train_examples += list(HANDMADE)
+    train_examples = make_sft_examples(config.n_train, words, seed=config.data_seed, mix=config.mix,
+                                       tasks=config.tasks)
     val_examples = make_sft_examples(config.n_val, words, seed=config.data_seed + 1, mix=config.mix,
                                      split="heldout")
+    return train_examples, val_examples
+
+
+def sft_datasets(tokenizer: AssistantTokenizer, config: SFTConfig, block_size: int) -> tuple[SFTDataset, SFTDataset]:
+    """Training and held-out :class:`~llmscratch.sft.SFTDataset` of ``config``."""
+    train_examples, val_examples = sft_examples(config)
+    if config.include_handmade:
+        train_examples += list(HANDMADE)
     kw = dict(loss_on=config.loss_on, block_size=block_size)
     return (SFTDataset.from_examples(tokenizer, train_examples, **kw),
             SFTDataset.from_examples(tokenizer, val_examples, **kw))
