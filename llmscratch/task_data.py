@@ -30,7 +30,7 @@ def _check_seed(seed: int) -> None:
     check_int("seed", seed)
 
 
-def _check_names(name: str, values: object, known: tuple[str, ...]) -> tuple[str, ...]:
+def check_names(name: str, values: object, known: tuple[str, ...]) -> tuple[str, ...]:
     """``values`` as a non-empty tuple drawn from ``known`` (a str is refused: it is not a tuple of names)."""
     if isinstance(values, str) or not isinstance(values, (tuple, list)):
         raise TypeError(f"{name} must be a tuple of names drawn from {known}, got {type(values).__name__} {values!r}")
@@ -83,7 +83,7 @@ def make_sft_examples(
     if mix is not None and not isinstance(mix, QualityMix):
         raise TypeError(f"mix must be a QualityMix or None, got {type(mix).__name__}")
     mix = mix if mix is not None else QualityMix()
-    tasks = _check_names("tasks", tasks, TASKS)
+    tasks = check_names("tasks", tasks, TASKS)
     rng = random.Random(seed)
     examples = []
     for i in range(n):
@@ -125,7 +125,7 @@ def make_eval_prompts(n_per_task: int, words: TaskWords, *, seed: int = 0, split
     _check_words(words)
     _check_split(split)
     _check_seed(seed)
-    tasks = _check_names("tasks", tasks, TASKS)
+    tasks = check_names("tasks", tasks, TASKS)
     rng = random.Random(seed)
     prompts = []
     for task in tasks:
@@ -184,7 +184,7 @@ def make_preference_pairs(n: int, words: TaskWords, *, seed: int = 0, split: str
     _check_words(words)
     _check_split(split)
     _check_seed(seed)
-    kinds = _check_names("kinds", kinds, PAIR_KINDS)
+    kinds = check_names("kinds", kinds, PAIR_KINDS)
     excluded_prompts, excluded_responses = set(), set()
     for p in exclude:
         if not isinstance(p, PreferencePair):

@@ -22,7 +22,7 @@ from ..evaluation import generate_responses
 from ..gpt import GPT
 from ..objectives import next_token_loss
 from ..sft import LOSS_ON, SFTDataset, extend_vocab, text_loss
-from ..task_data import HANDMADE, make_eval_prompts, make_sft_examples
+from ..task_data import HANDMADE, check_names, make_eval_prompts, make_sft_examples
 from ..task_records import Example
 from ..tasks import CHECKABLE_TASKS, TASKS, QualityMix, TaskWords
 from ..train import TrainConfig, train
@@ -72,14 +72,7 @@ class SFTConfig:
         check_int("data_seed", self.data_seed, minimum=0)
         check_choice("loss_on", self.loss_on, LOSS_ON)
         check_bool("include_handmade", self.include_handmade)
-        if isinstance(self.tasks, str) or not isinstance(self.tasks, (tuple, list)):
-            raise TypeError(f"tasks must be a tuple of task names, got {type(self.tasks).__name__}")
-        if not self.tasks:
-            raise ValueError(f"tasks must name at least one of {TASKS}")
-        for t in self.tasks:
-            if not isinstance(t, str):
-                raise TypeError(f"tasks must hold str task names, got {type(t).__name__} {t!r}")
-        self.tasks = tuple(check_choice("tasks[i]", t, TASKS) for t in self.tasks)
+        self.tasks = check_names("tasks", self.tasks, TASKS)
         if isinstance(self.mix, dict):
             self.mix = QualityMix(**self.mix)
 
