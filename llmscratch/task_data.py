@@ -31,7 +31,14 @@ def _check_seed(seed: int) -> None:
 
 
 def check_names(name: str, values: object, known: tuple[str, ...]) -> tuple[str, ...]:
-    """``values`` as a non-empty tuple drawn from ``known`` (a str is refused: it is not a tuple of names)."""
+    """``values`` as a non-empty tuple drawn from ``known`` (a str is refused: it is not a tuple of names).
+
+    ``name`` is the argument's name in the messages (``"tasks"``, ``"kinds"``).
+
+    Raises:
+        TypeError: if ``values`` is not a tuple or list, or holds a non-str.
+        ValueError: if it is empty or names something outside ``known``.
+    """
     if isinstance(values, str) or not isinstance(values, (tuple, list)):
         raise TypeError(f"{name} must be a tuple of names drawn from {known}, got {type(values).__name__} {values!r}")
     if len(values) == 0:
